@@ -1,0 +1,7 @@
+"""ccdeploy: ship ML models into trusted execution environments, sealed, attested and audited."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

@@ -1,0 +1,80 @@
+"""Small file helpers shared by sealing, unsealing and rekeying: exact reads/writes, atomic outputs."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+from ccdeploy.errors import UsageError
+
+
+def pwrite_all(fd: int, data: memoryview | bytes, offset: int) -> None:
+    """Write all of ``data`` at ``offset``, retrying short writes."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
+
+
+def write_all(fd: int, data: memoryview | bytes) -> None:
+    """Write all of ``data`` to ``fd`` at its current position, retrying short writes."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def readinto_exactly(handle: io.RawIOBase | io.BufferedIOBase, view: memoryview) -> int:
+    """Fill ``view`` from ``handle``; return the bytes read (less than ``len(view)`` only at EOF)."""
+    total = 0
+    while total < len(view):
+        got = handle.readinto(view[total:])
+        if not got:
+            break
+        total += got
+    return total
+
+
+def temp_sibling(target: Path) -> Path:
+    """A fresh hidden name in ``target``'s directory, for writing before an atomic rename."""
+    return target.parent / f".{target.name}.ccdeploy-tmp-{secrets.token_hex(6)}"
+
+
+def check_output_free(target: Path, overwrite: bool) -> None:
+    """Refuse to replace an existing output unless asked to."""
+    if target.exists() and not overwrite:
+        raise UsageError(f"{target} already exists (use --force to replace it)")
+    if not target.parent.is_dir():
+        raise UsageError(f"output directory {target.parent} does not exist")
+
+
+@contextlib.contextmanager
+def atomic_output_file(target: Path, overwrite: bool) -> Iterator[tuple[int, Path]]:
+    """Create a temporary file beside ``target``; rename it into place only if the block succeeds.
+
+    On any exception the temporary file is removed, so a failure never leaves partial output.
+    """
+    check_output_free(target, overwrite)
+    temp = temp_sibling(target)
+    fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        yield fd, temp
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        temp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    try:
+        if overwrite:
+            os.replace(temp, target)
+        else:
+            os.link(temp, target)
+            temp.unlink()
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise UsageError(f"cannot create {target}: {exc.strerror}") from None

@@ -1,0 +1,320 @@
+"""Opening sealed artifacts: authenticate the header, then decrypt files to memory, disk or a stream.
+
+Nothing is handed to the caller before it is authenticated. :meth:`SealedModel.read_file` and
+:meth:`SealedModel.extract` release plaintext only after every segment tag *and* the file's
+plaintext digest have verified (extraction writes to a temporary directory renamed into place only
+then). :meth:`SealedModel.write_to` (unseal to stdout) releases each batch of segments once their
+tags verify and checks the digest at the end; :meth:`SealedModel.open` gives random access where each
+segment is authenticated before it is returned, but a partial read cannot check the whole-file digest.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from ccdeploy.errors import ArtifactCorrupt, ArtifactTampered, UsageError
+from ccdeploy.seal import _header, _segments
+from ccdeploy.seal._io import check_output_free, temp_sibling, write_all
+from ccdeploy.seal._source import SealedSource, Source, open_source
+from ccdeploy.seal.keys import KeyProvider
+from ccdeploy.seal.manifest import new_hasher
+from ccdeploy.seal.writer import BATCH_SEGMENTS, Progress
+
+__all__ = ["SealedFileReader", "SealedModel", "open_sealed", "read_header"]
+
+
+def _read_header(source: Source) -> tuple[_header.SealedHeader, bytes, bytes]:
+    scratch = memoryview(bytearray(_header.PREAMBLE_SIZE))
+    if source.size < _header.PREAMBLE_SIZE:
+        raise ArtifactCorrupt("not a ccseal artifact: shorter than its preamble")
+    preamble = bytes(source.view(0, _header.PREAMBLE_SIZE, scratch))
+    length = _header.decode_preamble(preamble)
+    if _header.PREAMBLE_SIZE + length + _header.MAC_SIZE > source.size:
+        raise ArtifactCorrupt("sealed artifact is truncated inside its header")
+    raw = bytes(source.view(_header.PREAMBLE_SIZE, length + _header.MAC_SIZE, memoryview(bytearray(length + 32))))
+    header = _header.parse_header(raw[:length])
+    return header, preamble + raw[:length], raw[length:]
+
+
+def read_header(source: SealedSource) -> _header.SealedHeader:
+    """Parse an artifact's header WITHOUT authenticating it (no key needed): for inspection only."""
+    src = open_source(source)
+    try:
+        return _read_header(src)[0]
+    finally:
+        src.close()
+
+
+def open_sealed(source: SealedSource, key_provider: KeyProvider) -> SealedModel:
+    """Open a sealed artifact: parse and size-check it, obtain the DEK, authenticate the header.
+
+    Raises:
+        ArtifactCorrupt: malformed, truncated, or trailing bytes.
+        UnsupportedFormat: an unknown version or algorithm.
+        WrongKek: the key provider cannot produce the DEK.
+        ArtifactTampered: the header MAC fails (edited header, swapped wrapped key, wrong DEK).
+    """
+    src = open_source(source)
+    try:
+        header, authenticated, mac = _read_header(src)
+        payload_start = len(authenticated) + _header.MAC_SIZE
+        expected = payload_start + sum(header.stream_sizes())
+        if src.size < expected:
+            raise ArtifactCorrupt("sealed artifact is truncated")
+        if src.size > expected:
+            raise ArtifactCorrupt(f"sealed artifact has {src.size - expected} trailing bytes")
+        dek = key_provider.data_key(header)
+        _header.check_header_mac(dek, header.artifact_id_bytes, authenticated, mac)
+    except BaseException:
+        src.close()
+        raise
+    return SealedModel(src, header, dek, payload_start)
+
+
+class SealedModel:
+    """An opened, header-authenticated sealed artifact. Use as a context manager."""
+
+    def __init__(self, source: Source, header: _header.SealedHeader, dek: bytes, payload_start: int) -> None:
+        self._source = source
+        self.header = header
+        self._dek = dek
+        self._offsets: list[int] = []
+        position = payload_start
+        for size in header.stream_sizes():
+            self._offsets.append(position)
+            position += size
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the underlying source."""
+        self._source.close()
+
+    @property
+    def files(self) -> tuple[_header.FileEntry, ...]:
+        """The sealed files, in payload order."""
+        return self.header.model.files
+
+    def index_of(self, path: str | None) -> int:
+        """Position of ``path`` in the payload; ``None`` means the only file of a one-file model."""
+        if path is None:
+            if len(self.files) != 1:
+                raise UsageError("this artifact holds several files; name the one to read")
+            return 0
+        for index, entry in enumerate(self.files):
+            if entry.path == path:
+                return index
+        raise UsageError(f"no file {path!r} in this artifact")
+
+    def _stream_key(self, index: int) -> _segments.StreamKey:
+        scratch = memoryview(bytearray(_segments.HEADER_SIZE))
+        raw = bytes(self._source.view(self._offsets[index], _segments.HEADER_SIZE, scratch))
+        try:
+            return _segments.open_stream(
+                self._dek, raw, _header.stream_associated_data(self.header.artifact_id_bytes, index)
+            )
+        except _segments.SegmentAuthError:
+            raise ArtifactTampered(f"{self.files[index].path}: stream header is malformed") from None
+
+    def _decrypt_batch(
+        self, index: int, key: _segments.StreamKey, first: int, count: int, scratch: memoryview, out: memoryview
+    ) -> None:
+        entry = self.files[index]
+        total = _segments.segment_count(entry.size)
+        sizes = [_segments.segment_plaintext_size(i, entry.size) for i in range(first, first + count)]
+        start = self._offsets[index] + _segments.segment_ciphertext_start(first)
+        cipher = self._source.view(start, sum(sizes) + _segments.TAG_SIZE * count, scratch)
+        src = dst = 0
+        for segment, size in zip(range(first, first + count), sizes, strict=True):
+            try:
+                _segments.decrypt_segment_into(
+                    key,
+                    segment,
+                    segment == total - 1,
+                    cipher[src : src + size + _segments.TAG_SIZE],
+                    out[dst : dst + size],
+                )
+            except _segments.SegmentAuthError:
+                raise ArtifactTampered(
+                    f"{entry.path}: segment {segment} failed authentication "
+                    "(payload modified, truncated, reordered or moved)"
+                ) from None
+            src += size + _segments.TAG_SIZE
+            dst += size
+
+    def _pipeline(
+        self,
+        index: int,
+        target: memoryview | None,
+        sink: Callable[[memoryview], None] | None,
+        progress: Progress | None,
+    ) -> None:
+        """Decrypt file ``index`` batch by batch, hashing on a second thread; check its digest.
+
+        With ``target`` the plaintext lands there (one buffer the size of the file); otherwise it goes
+        through two reusable batch buffers handed to ``sink`` in order.
+        """
+        entry = self.files[index]
+        key = self._stream_key(index)
+        total = _segments.segment_count(entry.size)
+        scratch = memoryview(bytearray(BATCH_SEGMENTS * _segments.CIPHERTEXT_SEGMENT_SIZE))
+        buffers = (
+            []
+            if target is not None
+            else [bytearray(BATCH_SEGMENTS * _segments.PLAINTEXT_SEGMENT_SIZE) for _ in range(2)]
+        )
+        hasher = new_hasher(self.header.model.hash)
+        in_flight: list[Future[object] | None] = [None, None]
+        with ThreadPoolExecutor(1, thread_name_prefix="ccseal-hash") as hash_thread:
+            segment = 0
+            slot = 0
+            plain_offset = 0
+            while segment < total:
+                count = min(BATCH_SEGMENTS, total - segment)
+                length = sum(_segments.segment_plaintext_size(i, entry.size) for i in range(segment, segment + count))
+                if target is not None:
+                    plain = target[plain_offset : plain_offset + length]
+                else:
+                    previous = in_flight[slot]
+                    if previous is not None:
+                        previous.result()
+                    plain = memoryview(buffers[slot])[:length]
+                self._decrypt_batch(index, key, segment, count, scratch, plain)
+                in_flight[slot] = hash_thread.submit(hasher.update, plain)
+                if sink is not None:
+                    sink(plain)
+                if progress is not None:
+                    progress(length)
+                segment += count
+                plain_offset += length
+                slot ^= 1
+        for future in in_flight:
+            if future is not None:
+                future.result()
+        if hasher.hexdigest() != entry.digest:
+            raise ArtifactTampered(f"{entry.path}: plaintext digest does not match the header")
+
+    def read_file(self, path: str | None = None, progress: Progress | None = None) -> bytearray:
+        """Decrypt one file fully into memory; returned only after its tags and digest verify."""
+        index = self.index_of(path)
+        out = bytearray(self.files[index].size)
+        self._pipeline(index, memoryview(out), None, progress)
+        return out
+
+    def write_to(self, fd: int, path: str | None = None, progress: Progress | None = None) -> None:
+        """Stream one file to a file descriptor (e.g. stdout).
+
+        Each batch is written once its segment tags verify; the whole-file digest is checked at the
+        end, so a digest failure is reported after the authenticated segments were written.
+        """
+        self._pipeline(self.index_of(path), None, lambda view: write_all(fd, view), progress)
+
+    def extract(self, directory: Path, *, overwrite: bool = False, progress: Progress | None = None) -> list[Path]:
+        """Decrypt every file under ``directory``, which must not exist (or be empty).
+
+        Files are written to a temporary directory beside it, renamed into place once every file
+        verified: a failure leaves no plaintext behind.
+        """
+        if directory.exists() and (not directory.is_dir() or any(directory.iterdir())) and not overwrite:
+            raise UsageError(f"{directory} exists and is not an empty directory (use --force to replace it)")
+        check_output_free(directory, overwrite=True)
+        staging = temp_sibling(directory)
+        staging.mkdir(mode=0o700)
+        try:
+            for index, entry in enumerate(self.files):
+                target = staging.joinpath(*entry.path.split("/"))
+                target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+                try:
+                    self._pipeline(index, None, lambda view, fd=fd: write_all(fd, view), progress)  # type: ignore[misc]
+                finally:
+                    os.close(fd)
+            if directory.exists():
+                if directory.is_dir() and not any(directory.iterdir()):
+                    directory.rmdir()
+                else:
+                    shutil.rmtree(directory) if directory.is_dir() else directory.unlink()
+            staging.rename(directory)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return [directory.joinpath(*entry.path.split("/")) for entry in self.files]
+
+    def open(self, path: str | None = None) -> SealedFileReader:
+        """Random access to one file; each segment is authenticated before any of it is returned."""
+        return SealedFileReader(self, self.index_of(path))
+
+    def _segment(self, index: int, key: _segments.StreamKey, segment: int) -> bytes:
+        size = _segments.segment_plaintext_size(segment, self.files[index].size)
+        out = bytearray(size)
+        scratch = memoryview(bytearray(size + _segments.TAG_SIZE))
+        self._decrypt_batch(index, key, segment, 1, scratch, memoryview(out))
+        return bytes(out)
+
+
+class SealedFileReader(io.RawIOBase):
+    """A seekable, read-only view of one sealed file, decrypting only the segments it touches."""
+
+    def __init__(self, model: SealedModel, index: int) -> None:
+        super().__init__()
+        self._model = model
+        self._index = index
+        self._size = model.files[index].size
+        self._key = model._stream_key(index)
+        self._position = 0
+        self._cached: tuple[int, bytes] | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        if base + offset < 0:
+            raise ValueError("negative seek position")
+        self._position = base + offset
+        return self._position
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Read up to ``size`` bytes (all that is left if negative); short only at end of file."""
+        remaining = self._size - self._position
+        wanted = remaining if size is None or size < 0 else min(size, remaining)
+        out = bytearray(max(wanted, 0))
+        view = memoryview(out)
+        filled = 0
+        while filled < wanted:
+            filled += self.readinto(view[filled:])
+        return bytes(out)
+
+    def readall(self) -> bytes:
+        """Read to the end of the file."""
+        return self.read(-1)
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._position >= self._size:
+            return 0
+        segment = _segments.segment_of_offset(self._position)
+        if self._cached is None or self._cached[0] != segment:
+            self._cached = (segment, self._model._segment(self._index, self._key, segment))
+        data = self._cached[1]
+        start = self._position - _segments.segment_plaintext_start(segment)
+        count = min(len(buffer), len(data) - start)
+        memoryview(buffer)[:count] = data[start : start + count]
+        self._position += count
+        return count

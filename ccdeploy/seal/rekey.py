@@ -1,0 +1,90 @@
+"""Rekeying: add or remove recipients, or rotate a KEK, by rewriting the header only.
+
+The payload bytes are copied verbatim (``copy_file_range``: no decryption, no re-encryption); the new
+header is authenticated with the same DEK, obtained from a recipient the caller can already open.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from ccdeploy.errors import UsageError
+from ccdeploy.kek.base import KeyWrapper, uri_scheme
+from ccdeploy.seal import _header
+from ccdeploy.seal._io import atomic_output_file, pwrite_all
+from ccdeploy.seal.keys import KeyProvider
+from ccdeploy.seal.reader import open_sealed
+from ccdeploy.seal.writer import wrap_for_recipients
+
+__all__ = ["rekey"]
+
+
+def _removed(recipient: _header.Recipient, selectors: Sequence[str]) -> bool:
+    return any(sel in (recipient.key_id, recipient.kek) for sel in selectors)
+
+
+def _copy_range(src_fd: int, dst_fd: int, src_offset: int, dst_offset: int, length: int) -> None:
+    while length:
+        try:
+            copied = os.copy_file_range(src_fd, dst_fd, length, src_offset, dst_offset)
+        except OSError:
+            copied = 0
+        if copied == 0:
+            chunk = os.pread(src_fd, min(length, 8 << 20), src_offset)
+            if not chunk:
+                raise UsageError("sealed artifact shrank while it was being rekeyed")
+            pwrite_all(dst_fd, chunk, dst_offset)
+            copied = len(chunk)
+        src_offset += copied
+        dst_offset += copied
+        length -= copied
+
+
+def rekey(
+    sealed: Path,
+    output: Path,
+    key_provider: KeyProvider,
+    *,
+    add: Sequence[KeyWrapper] = (),
+    remove: Sequence[str] = (),
+) -> _header.SealedHeader:
+    """Write ``sealed`` to ``output`` (which may be the same path) with a new recipient list.
+
+    Args:
+        sealed: the artifact to rekey.
+        output: where to write the result (replaced atomically).
+        key_provider: opens the existing artifact (must produce its DEK).
+        add: KEKs to add as recipients.
+        remove: recipients to drop, each named by key id or by KEK URI.
+    """
+    with open_sealed(sealed, key_provider) as model:
+        header = model.header
+        dek = model._dek
+        payload_start = model._offsets[0]
+    unknown = [sel for sel in remove if not any(_removed(r, [sel]) for r in header.recipients)]
+    if unknown:
+        raise UsageError(f"no recipient matches {unknown[0]!r}")
+    kept = [r for r in header.recipients if not _removed(r, remove)]
+    added = wrap_for_recipients(dek, header.artifact_id_bytes, add) if add else ()
+    names = {(uri_scheme(r.kek), r.key_id) for r in kept}
+    for recipient in added:
+        if (uri_scheme(recipient.kek), recipient.key_id) in names:
+            raise UsageError(f"{recipient.kek} is already a recipient")
+    recipients = tuple(kept) + added
+    if not recipients:
+        raise UsageError("refusing to remove the last recipient: nobody could open the artifact")
+    new_header = header.model_copy(update={"recipients": recipients})
+    header_bytes = _header.SealedHeader.model_validate_json(new_header.model_dump_json()).canonical_json()
+    authenticated = _header.encode_preamble(len(header_bytes)) + header_bytes
+    mac = _header.header_mac(dek, header.artifact_id_bytes, authenticated)
+    payload_length = sum(header.stream_sizes())
+    src_fd = os.open(sealed, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        with atomic_output_file(output, overwrite=True) as (dst_fd, _temp):
+            pwrite_all(dst_fd, authenticated + mac, 0)
+            _copy_range(src_fd, dst_fd, payload_start, len(authenticated) + len(mac), payload_length)
+    finally:
+        os.close(src_fd)
+    return new_header

@@ -1,0 +1,198 @@
+"""Sealing: one pass over the model that hashes (on a second thread) and encrypts (on this one).
+
+The header records digests that are known only after the last byte, so the writer reserves the
+header's exact length first (every digest is 64 hex characters whatever its value), writes the
+payload streams at their precomputed offsets, then fills in the header and its MAC. Everything goes
+to a temporary file beside the output, renamed into place only once complete.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ccdeploy import __version__
+from ccdeploy.errors import ModelInputError, UsageError
+from ccdeploy.kek.base import KeyWrapper
+from ccdeploy.seal import _header, _segments
+from ccdeploy.seal._io import atomic_output_file, pwrite_all, readinto_exactly
+from ccdeploy.seal.manifest import HashAlgorithm, ModelFile, collect_model_files, manifest_digest, new_hasher
+
+__all__ = ["BATCH_SEGMENTS", "Progress", "seal_model", "wrap_for_recipients"]
+
+Progress = Callable[[int], None]
+"""Called with a count of plaintext bytes processed; may be called from worker threads."""
+
+BATCH_SEGMENTS = 4
+"""Segments handled per read/encrypt/write step: large enough to amortise Python overhead, small
+enough that peak memory stays a few MiB per file in flight."""
+
+_PLACEHOLDER_DIGEST = "0" * 64
+
+
+def wrap_for_recipients(dek: bytes, artifact_id: bytes, keks: Sequence[KeyWrapper]) -> tuple[_header.Recipient, ...]:
+    """Wrap ``dek`` under every KEK, binding the artifact id as encryption context."""
+    if not keks:
+        raise UsageError("at least one KEK is needed to seal")
+    context: Mapping[str, str] = {"ccdeploy:artifact_id": artifact_id.hex()}
+    return tuple(_header.Recipient.from_wrapped(kek.wrap(dek, context)) for kek in keks)
+
+
+def _build_header(
+    *,
+    artifact_id: bytes,
+    created: datetime,
+    name: str,
+    algorithm: HashAlgorithm,
+    files: Sequence[ModelFile],
+    digests: Sequence[str],
+    recipients: tuple[_header.Recipient, ...],
+) -> _header.SealedHeader:
+    entries = tuple(_header.FileEntry(path=f.path, size=f.size, digest=d) for f, d in zip(files, digests, strict=True))
+    manifest = (
+        manifest_digest(bytes.fromhex(d) for d in digests) if digests[0] != _PLACEHOLDER_DIGEST else _PLACEHOLDER_DIGEST
+    )
+    return _header.SealedHeader(
+        artifact_id=artifact_id.hex(),
+        created=created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        tool=f"ccdeploy/{__version__}",
+        model=_header.ModelInfo(name=name, hash=algorithm, manifest_digest=manifest, files=entries),
+        payload=_header.PayloadInfo(aead="AES256_GCM_HKDF_1MB"),
+        recipients=recipients,
+    )
+
+
+def _seal_stream(
+    out_fd: int,
+    offset: int,
+    entry: ModelFile,
+    dek: bytes,
+    associated_data: bytes,
+    algorithm: HashAlgorithm,
+    progress: Progress | None,
+) -> str:
+    """Encrypt one file into its stream at ``offset``; return its plaintext hex digest."""
+    stream_header, key = _segments.new_stream(dek, associated_data)
+    pwrite_all(out_fd, stream_header, offset)
+    position = offset + _segments.HEADER_SIZE
+    total_segments = _segments.segment_count(entry.size)
+    batch_plain = BATCH_SEGMENTS * _segments.PLAINTEXT_SEGMENT_SIZE
+    plain_buffers = [bytearray(batch_plain), bytearray(batch_plain)]
+    cipher_view = memoryview(bytearray(BATCH_SEGMENTS * _segments.CIPHERTEXT_SEGMENT_SIZE))
+    hasher = new_hasher(algorithm)
+    pending: list[Future[object] | None] = [None, None]
+    with ThreadPoolExecutor(1, thread_name_prefix="ccseal-hash") as hash_thread, entry.source.open("rb", 0) as src:
+        segment = 0
+        slot = 0
+        while segment < total_segments:
+            previous = pending[slot]
+            if previous is not None:
+                previous.result()
+            count = min(BATCH_SEGMENTS, total_segments - segment)
+            sizes = [_segments.segment_plaintext_size(i, entry.size) for i in range(segment, segment + count)]
+            plain = memoryview(plain_buffers[slot])[: sum(sizes)]
+            if readinto_exactly(src, plain) != len(plain):
+                raise ModelInputError(f"{entry.source} shrank while it was being sealed")
+            pending[slot] = hash_thread.submit(hasher.update, plain)
+            src_pos = dst_pos = 0
+            for index, size in zip(range(segment, segment + count), sizes, strict=True):
+                _segments.encrypt_segment_into(
+                    key,
+                    index,
+                    index == total_segments - 1,
+                    plain[src_pos : src_pos + size],
+                    cipher_view[dst_pos : dst_pos + size + _segments.TAG_SIZE],
+                )
+                src_pos += size
+                dst_pos += size + _segments.TAG_SIZE
+            pwrite_all(out_fd, cipher_view[:dst_pos], position)
+            position += dst_pos
+            segment += count
+            slot ^= 1
+            if progress is not None:
+                progress(len(plain))
+        if src.read(1):
+            raise ModelInputError(f"{entry.source} grew while it was being sealed")
+        for future in pending:
+            if future is not None:
+                future.result()
+    return hasher.hexdigest()
+
+
+def seal_model(
+    model: Path,
+    output: Path,
+    keks: Sequence[KeyWrapper],
+    *,
+    hash_algorithm: HashAlgorithm = "sha256",
+    name: str | None = None,
+    created: datetime | None = None,
+    overwrite: bool = False,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> _header.SealedHeader:
+    """Seal a model file or directory into a ``.ccseal`` artifact at ``output``.
+
+    Args:
+        model: an ONNX file, or a directory (ONNX plus external-data files).
+        output: the artifact to write; written beside it first and renamed when complete.
+        keks: the KEKs the DEK is wrapped under (one recipient each).
+        hash_algorithm: per-file plaintext digest, ``sha256`` or ``blake3``.
+        name: the model name recorded in the header (default: the file's stem or directory name).
+        created: the creation time recorded (default: now).
+        overwrite: replace an existing ``output``.
+        workers: files sealed in parallel (default: one per CPU core, at most one per file).
+        progress: called with plaintext byte counts as they are sealed.
+
+    Returns:
+        The header written.
+    """
+    files = collect_model_files(model)
+    if hash_algorithm not in _header.HASH_ALGORITHMS:
+        raise UsageError(f"unknown hash algorithm {hash_algorithm!r} (sha256 or blake3)")
+    dek = os.urandom(_segments.KEY_SIZE)
+    artifact_id = os.urandom(_header.ARTIFACT_ID_SIZE)
+    build_header = functools.partial(
+        _build_header,
+        artifact_id=artifact_id,
+        created=created or datetime.now(UTC),
+        name=name or (model.name if model.is_dir() else model.stem) or "model",
+        algorithm=hash_algorithm,
+        files=files,
+        recipients=wrap_for_recipients(dek, artifact_id, keks),
+    )
+    reserved = build_header(digests=[_PLACEHOLDER_DIGEST] * len(files))
+    header_length = len(reserved.canonical_json())
+    payload_start = _header.PREAMBLE_SIZE + header_length + _header.MAC_SIZE
+    offsets = [payload_start]
+    for entry in files[:-1]:
+        offsets.append(offsets[-1] + _segments.ciphertext_size(entry.size))
+    pool_size = max(1, min(len(files), workers or os.cpu_count() or 1))
+    with atomic_output_file(output, overwrite) as (fd, _temp):
+        with ThreadPoolExecutor(pool_size, thread_name_prefix="ccseal-file") as pool:
+            futures = [
+                pool.submit(
+                    _seal_stream,
+                    fd,
+                    offset,
+                    entry,
+                    dek,
+                    _header.stream_associated_data(artifact_id, index),
+                    hash_algorithm,
+                    progress,
+                )
+                for index, (entry, offset) in enumerate(zip(files, offsets, strict=True))
+            ]
+            digests = [future.result() for future in futures]
+        header = build_header(digests=digests)
+        header_bytes = header.canonical_json()
+        if len(header_bytes) != header_length:  # pragma: no cover - guarded by fixed-width digests
+            raise AssertionError("sealed header changed length after hashing")
+        preamble_and_header = _header.encode_preamble(header_length) + header_bytes
+        mac = _header.header_mac(dek, artifact_id, preamble_and_header)
+        pwrite_all(fd, preamble_and_header + mac, 0)
+    return header
