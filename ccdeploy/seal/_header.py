@@ -39,8 +39,10 @@ MAX_HEADER_SIZE = 16 << 20
 ARTIFACT_ID_SIZE = 32
 HASH_ALGORITHMS = ("sha256", "blake3")
 MAX_FILES = 100_000
+MAX_FILE_SIZE = min((1 << 53) - 1, _segments.max_plaintext_size())
+"""Largest file: JSON-safe integers (RFC 8785) and at most 2^32 segments per stream."""
 
-_HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
+_RFC3339 = re.compile(r"\A\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})\Z")
 _MAC_INFO = b"ccseal/v1 header-mac"
 _STREAM_AD_LABEL = b"ccseal/v1 stream\x00"
 
@@ -56,7 +58,7 @@ class FileEntry(_Model):
 
     path: str
     """Relative POSIX path inside the model (a single-file model: the file's name)."""
-    size: int = Field(ge=0, le=(1 << 53))
+    size: int = Field(ge=0, le=MAX_FILE_SIZE)
     digest: Hex64
     """Hex digest of the plaintext with the model's hash algorithm."""
 
@@ -82,6 +84,11 @@ class ModelInfo(_Model):
         keys = [manifest_sort_key(entry.path) for entry in files]
         if keys != sorted(keys) or len(set(keys)) != len(keys):
             raise ValueError("files must be unique and in manifest order")
+        paths = {entry.path for entry in files}
+        for key in keys:
+            for depth in range(1, len(key)):
+                if "/".join(key[:depth]) in paths:
+                    raise ValueError("a file path is also used as a directory of another file")
         return files
 
 
@@ -94,7 +101,7 @@ class PayloadInfo(_Model):
 class Recipient(_Model):
     """The DEK wrapped under one KEK."""
 
-    kek: str = Field(min_length=1, max_length=4096)
+    kek: str = Field(min_length=1, max_length=4096, pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:")
     key_id: str = Field(min_length=1, max_length=1024)
     wrap: str = Field(min_length=1, max_length=128)
     wrapped_dek: str = Field(min_length=1, max_length=65536)
@@ -142,6 +149,8 @@ class SealedHeader(_Model):
     @field_validator("created")
     @classmethod
     def _rfc3339(cls, value: str) -> str:
+        if not _RFC3339.match(value):
+            raise ValueError("created is not an RFC 3339 date-time")
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
@@ -152,7 +161,7 @@ class SealedHeader(_Model):
 
     @model_validator(mode="after")
     def _unique_recipients(self) -> SealedHeader:
-        ids = [(r.kek.split(":", 1)[0], r.key_id) for r in self.recipients]
+        ids = [(r.kek.split(":", 1)[0].lower(), r.key_id) for r in self.recipients]
         if len(set(ids)) != len(ids):
             raise ValueError("two recipients name the same KEK")
         return self
@@ -175,6 +184,10 @@ def check_member_path(path: str) -> None:
     """Raise ValueError unless ``path`` is a safe relative POSIX path to extract under a directory."""
     if not path or len(path) > 4096 or "\x00" in path or "\\" in path:
         raise ValueError("file path is empty, too long or has NUL or backslash")
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("file path is not valid UTF-8") from None
     if path.startswith("/"):
         raise ValueError("file path is absolute")
     parts = path.split("/")
@@ -228,6 +241,10 @@ def parse_header(raw: bytes) -> SealedHeader:
         aead = payload.get("aead") if isinstance(payload, dict) else None
         if isinstance(aead, str) and aead != _segments.ALGORITHM:
             raise UnsupportedFormat(f"payload algorithm {aead!r} is not supported")
+        model = doc.get("model")
+        digest = model.get("hash") if isinstance(model, dict) else None
+        if isinstance(digest, str) and digest not in HASH_ALGORITHMS:
+            raise UnsupportedFormat(f"digest algorithm {digest!r} is not supported")
     try:
         header = SealedHeader.model_validate_json(raw)
     except ValidationError as exc:

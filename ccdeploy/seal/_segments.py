@@ -52,6 +52,11 @@ def segment_count(plaintext_size: int) -> int:
     return 1 + -(-rest // PLAINTEXT_SEGMENT_SIZE)
 
 
+def max_plaintext_size() -> int:
+    """The largest plaintext one stream can carry: 2^32 segments (the nonce's counter is 32 bits)."""
+    return FIRST_PLAINTEXT_SEGMENT_SIZE + (MAX_SEGMENTS - 1) * PLAINTEXT_SEGMENT_SIZE
+
+
 def ciphertext_size(plaintext_size: int) -> int:
     """Length of the Tink ciphertext stream for ``plaintext_size`` bytes of plaintext."""
     return HEADER_SIZE + plaintext_size + TAG_SIZE * segment_count(plaintext_size)

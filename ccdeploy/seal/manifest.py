@@ -21,7 +21,7 @@ from typing import Literal, Protocol
 import blake3
 
 from ccdeploy.errors import ModelInputError
-from ccdeploy.seal._header import check_member_path, manifest_sort_key
+from ccdeploy.seal._header import MAX_FILE_SIZE, check_member_path, manifest_sort_key
 
 __all__ = [
     "HashAlgorithm",
@@ -70,6 +70,8 @@ def _regular_file(path: Path, name: str) -> ModelFile:
         raise ModelInputError(f"{path} is a symlink; ccdeploy (like model_signing) does not follow symlinks")
     if not stat.S_ISREG(info.st_mode):
         raise ModelInputError(f"{path} is not a regular file")
+    if info.st_size > MAX_FILE_SIZE:
+        raise ModelInputError(f"{path} is larger than one sealed stream can carry ({MAX_FILE_SIZE} bytes)")
     try:
         check_member_path(name)
     except ValueError as exc:

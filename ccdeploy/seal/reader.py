@@ -38,7 +38,9 @@ def _read_header(source: Source) -> tuple[_header.SealedHeader, bytes, bytes]:
     length = _header.decode_preamble(preamble)
     if _header.PREAMBLE_SIZE + length + _header.MAC_SIZE > source.size:
         raise ArtifactCorrupt("sealed artifact is truncated inside its header")
-    raw = bytes(source.view(_header.PREAMBLE_SIZE, length + _header.MAC_SIZE, memoryview(bytearray(length + 32))))
+    raw = bytes(
+        source.view(_header.PREAMBLE_SIZE, length + _header.MAC_SIZE, memoryview(bytearray(length + _header.MAC_SIZE)))
+    )
     header = _header.parse_header(raw[:length])
     return header, preamble + raw[:length], raw[length:]
 
@@ -71,6 +73,8 @@ def open_sealed(source: SealedSource, key_provider: KeyProvider) -> SealedModel:
         if src.size > expected:
             raise ArtifactCorrupt(f"sealed artifact has {src.size - expected} trailing bytes")
         dek = key_provider.data_key(header)
+        if len(dek) != _segments.KEY_SIZE:
+            raise ArtifactTampered("the unwrapped data key has the wrong length")
         _header.check_header_mac(dek, header.artifact_id_bytes, authenticated, mac)
     except BaseException:
         src.close()
@@ -183,12 +187,12 @@ class SealedModel:
             while segment < total:
                 count = min(BATCH_SEGMENTS, total - segment)
                 length = sum(_segments.segment_plaintext_size(i, entry.size) for i in range(segment, segment + count))
+                previous = in_flight[slot]
+                if previous is not None:
+                    previous.result()  # the buffer is free again, and a hashing error surfaces here
                 if target is not None:
                     plain = target[plain_offset : plain_offset + length]
                 else:
-                    previous = in_flight[slot]
-                    if previous is not None:
-                        previous.result()
                     plain = memoryview(buffers[slot])[:length]
                 self._decrypt_batch(index, key, segment, count, scratch, plain)
                 in_flight[slot] = hash_thread.submit(hasher.update, plain)

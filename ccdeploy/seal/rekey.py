@@ -59,32 +59,30 @@ def rekey(
         add: KEKs to add as recipients.
         remove: recipients to drop, each named by key id or by KEK URI.
     """
-    with open_sealed(sealed, key_provider) as model:
-        header = model.header
-        dek = model._dek
-        payload_start = model._offsets[0]
-    unknown = [sel for sel in remove if not any(_removed(r, [sel]) for r in header.recipients)]
-    if unknown:
-        raise UsageError(f"no recipient matches {unknown[0]!r}")
-    kept = [r for r in header.recipients if not _removed(r, remove)]
-    added = wrap_for_recipients(dek, header.artifact_id_bytes, add) if add else ()
-    names = {(uri_scheme(r.kek), r.key_id) for r in kept}
-    for recipient in added:
-        if (uri_scheme(recipient.kek), recipient.key_id) in names:
-            raise UsageError(f"{recipient.kek} is already a recipient")
-    recipients = tuple(kept) + added
-    if not recipients:
-        raise UsageError("refusing to remove the last recipient: nobody could open the artifact")
-    new_header = header.model_copy(update={"recipients": recipients})
-    header_bytes = _header.SealedHeader.model_validate_json(new_header.model_dump_json()).canonical_json()
-    authenticated = _header.encode_preamble(len(header_bytes)) + header_bytes
-    mac = _header.header_mac(dek, header.artifact_id_bytes, authenticated)
-    payload_length = sum(header.stream_sizes())
-    src_fd = os.open(sealed, os.O_RDONLY | os.O_CLOEXEC)
-    try:
+    with sealed.open("rb") as handle:  # one open file: the payload copied is the one authenticated
+        with open_sealed(handle, key_provider) as model:
+            header = model.header
+            dek = model._dek
+            payload_start = model._offsets[0]
+        unknown = [sel for sel in remove if not any(_removed(r, [sel]) for r in header.recipients)]
+        if unknown:
+            raise UsageError(f"no recipient matches {unknown[0]!r}")
+        kept = [r for r in header.recipients if not _removed(r, remove)]
+        added = wrap_for_recipients(dek, header.artifact_id_bytes, add) if add else ()
+        names = {(uri_scheme(r.kek), r.key_id) for r in kept}
+        for recipient in added:
+            if (uri_scheme(recipient.kek), recipient.key_id) in names:
+                raise UsageError(f"{recipient.kek} is already a recipient")
+        recipients = tuple(kept) + added
+        if not recipients:
+            raise UsageError("refusing to remove the last recipient: nobody could open the artifact")
+        new_header = header.model_copy(update={"recipients": recipients})
+        header_bytes = _header.SealedHeader.model_validate_json(new_header.model_dump_json()).canonical_json()
+        authenticated = _header.encode_preamble(len(header_bytes)) + header_bytes
+        mac = _header.header_mac(dek, header.artifact_id_bytes, authenticated)
         with atomic_output_file(output, overwrite=True) as (dst_fd, _temp):
             pwrite_all(dst_fd, authenticated + mac, 0)
-            _copy_range(src_fd, dst_fd, payload_start, len(authenticated) + len(mac), payload_length)
-    finally:
-        os.close(src_fd)
+            _copy_range(
+                handle.fileno(), dst_fd, payload_start, len(authenticated) + len(mac), sum(header.stream_sizes())
+            )
     return new_header

@@ -15,6 +15,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from ccdeploy import __version__
 from ccdeploy.errors import ModelInputError, UsageError
 from ccdeploy.kek.base import KeyWrapper
@@ -38,6 +40,9 @@ def wrap_for_recipients(dek: bytes, artifact_id: bytes, keks: Sequence[KeyWrappe
     """Wrap ``dek`` under every KEK, binding the artifact id as encryption context."""
     if not keks:
         raise UsageError("at least one KEK is needed to seal")
+    names = [(kek.scheme, kek.key_id) for kek in keks]
+    if len(set(names)) != len(names):
+        raise UsageError("the same KEK is given twice")
     context: Mapping[str, str] = {"ccdeploy:artifact_id": artifact_id.hex()}
     return tuple(_header.Recipient.from_wrapped(kek.wrap(dek, context)) for kek in keks)
 
@@ -52,18 +57,29 @@ def _build_header(
     digests: Sequence[str],
     recipients: tuple[_header.Recipient, ...],
 ) -> _header.SealedHeader:
-    entries = tuple(_header.FileEntry(path=f.path, size=f.size, digest=d) for f, d in zip(files, digests, strict=True))
-    manifest = (
-        manifest_digest(bytes.fromhex(d) for d in digests) if digests[0] != _PLACEHOLDER_DIGEST else _PLACEHOLDER_DIGEST
-    )
-    return _header.SealedHeader(
-        artifact_id=artifact_id.hex(),
-        created=created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        tool=f"ccdeploy/{__version__}",
-        model=_header.ModelInfo(name=name, hash=algorithm, manifest_digest=manifest, files=entries),
-        payload=_header.PayloadInfo(aead="AES256_GCM_HKDF_1MB"),
-        recipients=recipients,
-    )
+    placeholder = digests[0] == _PLACEHOLDER_DIGEST
+    try:
+        return _header.SealedHeader(
+            artifact_id=artifact_id.hex(),
+            created=created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            tool=f"ccdeploy/{__version__}",
+            model=_header.ModelInfo(
+                name=name,
+                hash=algorithm,
+                manifest_digest=_PLACEHOLDER_DIGEST
+                if placeholder
+                else manifest_digest(bytes.fromhex(d) for d in digests),
+                files=tuple(
+                    _header.FileEntry(path=f.path, size=f.size, digest=d) for f, d in zip(files, digests, strict=True)
+                ),
+            ),
+            payload=_header.PayloadInfo(aead="AES256_GCM_HKDF_1MB"),
+            recipients=recipients,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ModelInputError(f"this model cannot be recorded in a header ({where}: {first['msg']})") from None
 
 
 def _seal_stream(

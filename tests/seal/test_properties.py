@@ -101,3 +101,11 @@ def test_golden_layout_of_preamble(small_artifact: tuple[bytes, KeyWrapper], tmp
     assert data[8:10] == b"\x00\x01"
     length = int.from_bytes(data[10:14], "big")
     assert data[14 : 14 + length] == read_header(data).canonical_json()
+
+
+def test_json_integers_beyond_2_53_are_refused(small_artifact: tuple[bytes, KeyWrapper]) -> None:
+    data, _ = small_artifact
+    document = json.loads(read_header(data).canonical_json())
+    document["model"]["files"][0]["size"] = 1 << 53
+    with pytest.raises(ArtifactCorrupt):
+        _header.parse_header(json.dumps(document, separators=(",", ":"), sort_keys=True).encode())

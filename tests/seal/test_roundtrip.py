@@ -155,3 +155,20 @@ def test_unseal_refuses_a_non_empty_directory(kek: KeyWrapper, tmp_path: Path) -
     assert (tmp_path / "out" / "m.bin").read_bytes() == b"abc"
     with open_sealed(sealed, KekKeyProvider([kek])) as artifact, pytest.raises(UsageError, match="no file"):
         artifact.read_file("other")
+
+
+def test_unusable_inputs_are_usage_errors(kek: KeyWrapper, tmp_path: Path) -> None:
+    from ccdeploy.errors import ModelInputError
+
+    model = tmp_path / "m.bin"
+    model.write_bytes(b"abc")
+    with pytest.raises(UsageError, match="twice"):
+        seal_model(model, tmp_path / "a.ccseal", [kek, kek])
+    with pytest.raises(UsageError, match="at least one KEK"):
+        seal_model(model, tmp_path / "a.ccseal", [])
+    with pytest.raises(ModelInputError, match="name: String should have at most 1024"):
+        seal_model(model, tmp_path / "a.ccseal", [kek], name="x" * 2000)
+    with pytest.raises(ModelInputError, match="cannot read"):
+        seal_model(tmp_path / "missing", tmp_path / "a.ccseal", [kek])
+    assert not (tmp_path / "a.ccseal").exists()
+    assert [p.name for p in tmp_path.iterdir() if "ccdeploy-tmp" in p.name] == []

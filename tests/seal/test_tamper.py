@@ -205,3 +205,41 @@ def test_tampered_digest_with_valid_segments_releases_nothing(
     with open_sealed(forged, KekKeyProvider([kek])) as artifact, pytest.raises(ArtifactTampered, match="digest"):
         artifact.extract(tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("edit", "error"),
+    [
+        (lambda d: d["model"]["files"][0].update(size=4_600_000_000_000_000), ArtifactCorrupt),  # > 2^32 segments
+        (lambda d: d.update(created="20250102T030405Z"), ArtifactCorrupt),
+        (lambda d: d.update(created="2025-01-02 03:04:05Z"), ArtifactCorrupt),
+        (lambda d: d["recipients"][0].update(kek="no-scheme-here"), ArtifactCorrupt),
+        (lambda d: d["model"].update(hash="md5"), UnsupportedFormat),
+        (lambda d: d.update(extra_field=1), ArtifactCorrupt),
+        (lambda d: d["recipients"].append(dict(d["recipients"][0], kek="FILE:x")), ArtifactCorrupt),
+    ],
+    ids=["size-too-many-segments", "created-basic-format", "created-space", "kek-no-scheme", "hash-md5", "unknown-field", "dup-kek"],
+)
+def test_malformed_headers_are_refused_before_any_key_is_used(
+    sealed: bytes, kek: KeyWrapper, edit: Callable[[dict[str, object]], None], error: type[CcdError]
+) -> None:
+    document = forge.header_document(sealed)
+    edit(document)
+    _assert_refused(forge.replace_header(sealed, document), kek, error)
+
+
+def test_file_shadowing_a_directory_is_refused(sealed: bytes, kek: KeyWrapper) -> None:
+    document = forge.header_document(sealed)
+    files = document["model"]["files"]  # type: ignore[index]
+    files[0]["path"] = "model.onnx"  # config.json -> "model.onnx" sorts before "model.onnx/..."
+    files[1]["path"] = "model.onnx/x"
+    _assert_refused(forge.replace_header(sealed, document), kek, ArtifactCorrupt, "directory")
+
+
+def test_wrong_length_data_key_is_refused(sealed: bytes) -> None:
+    from ccdeploy.seal import DekKeyProvider
+
+    with pytest.raises(ArtifactTampered, match="wrong length"):
+        open_sealed(sealed, DekKeyProvider(b"\x00" * 16))
+    with pytest.raises(ArtifactTampered, match="header authentication"):
+        open_sealed(sealed, DekKeyProvider(b"\x00" * 32))
