@@ -218,7 +218,15 @@ def test_tampered_digest_with_valid_segments_releases_nothing(
         (lambda d: d.update(extra_field=1), ArtifactCorrupt),
         (lambda d: d["recipients"].append(dict(d["recipients"][0], kek="FILE:x")), ArtifactCorrupt),
     ],
-    ids=["size-too-many-segments", "created-basic-format", "created-space", "kek-no-scheme", "hash-md5", "unknown-field", "dup-kek"],
+    ids=[
+        "size-too-many-segments",
+        "created-basic-format",
+        "created-space",
+        "kek-no-scheme",
+        "hash-md5",
+        "unknown-field",
+        "dup-kek",
+    ],
 )
 def test_malformed_headers_are_refused_before_any_key_is_used(
     sealed: bytes, kek: KeyWrapper, edit: Callable[[dict[str, object]], None], error: type[CcdError]
