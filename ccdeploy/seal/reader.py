@@ -21,11 +21,11 @@ from typing import Self
 
 from ccdeploy.errors import ArtifactCorrupt, ArtifactTampered, UsageError
 from ccdeploy.seal import _header, _segments
-from ccdeploy.seal._io import check_output_free, temp_sibling, write_all
+from ccdeploy.seal._io import SequentialWriter, check_output_free, temp_sibling, write_all
 from ccdeploy.seal._source import SealedSource, Source, open_source
 from ccdeploy.seal.keys import KeyProvider
 from ccdeploy.seal.manifest import new_hasher
-from ccdeploy.seal.writer import BATCH_SEGMENTS, Progress
+from ccdeploy.seal.writer import BATCH_SEGMENTS, PIPELINE_DEPTH, Progress
 
 __all__ = ["SealedFileReader", "SealedModel", "open_sealed", "read_header"]
 
@@ -157,52 +157,35 @@ class SealedModel:
             src += size + _segments.TAG_SIZE
             dst += size
 
-    def _pipeline(
-        self,
-        index: int,
-        target: memoryview | None,
-        sink: Callable[[memoryview], None] | None,
-        progress: Progress | None,
-    ) -> None:
-        """Decrypt file ``index`` batch by batch, hashing on a second thread; check its digest.
+    def _pipeline(self, index: int, sink: Callable[[memoryview], None], progress: Progress | None) -> None:
+        """Decrypt file ``index`` into reused batch buffers handed to ``sink`` in order; check its digest.
 
-        With ``target`` the plaintext lands there (one buffer the size of the file); otherwise it goes
-        through two reusable batch buffers handed to ``sink`` in order.
+        Each batch is hashed on a second thread while the next one is read and decrypted.
         """
         entry = self.files[index]
         key = self._stream_key(index)
         total = _segments.segment_count(entry.size)
         scratch = memoryview(bytearray(BATCH_SEGMENTS * _segments.CIPHERTEXT_SEGMENT_SIZE))
-        buffers = (
-            []
-            if target is not None
-            else [bytearray(BATCH_SEGMENTS * _segments.PLAINTEXT_SEGMENT_SIZE) for _ in range(2)]
-        )
+        buffers = [bytearray(BATCH_SEGMENTS * _segments.PLAINTEXT_SEGMENT_SIZE) for _ in range(PIPELINE_DEPTH)]
         hasher = new_hasher(self.header.model.hash)
-        in_flight: list[Future[object] | None] = [None, None]
+        in_flight: list[Future[object] | None] = [None] * PIPELINE_DEPTH
         with ThreadPoolExecutor(1, thread_name_prefix="ccseal-hash") as hash_thread:
             segment = 0
             slot = 0
-            plain_offset = 0
             while segment < total:
                 count = min(BATCH_SEGMENTS, total - segment)
                 length = sum(_segments.segment_plaintext_size(i, entry.size) for i in range(segment, segment + count))
                 previous = in_flight[slot]
                 if previous is not None:
                     previous.result()  # the buffer is free again, and a hashing error surfaces here
-                if target is not None:
-                    plain = target[plain_offset : plain_offset + length]
-                else:
-                    plain = memoryview(buffers[slot])[:length]
+                plain = memoryview(buffers[slot])[:length]
                 self._decrypt_batch(index, key, segment, count, scratch, plain)
                 in_flight[slot] = hash_thread.submit(hasher.update, plain)
-                if sink is not None:
-                    sink(plain)
+                sink(plain)
                 if progress is not None:
                     progress(length)
                 segment += count
-                plain_offset += length
-                slot ^= 1
+                slot = (slot + 1) % PIPELINE_DEPTH
         for future in in_flight:
             if future is not None:
                 future.result()
@@ -211,10 +194,21 @@ class SealedModel:
 
     def read_file(self, path: str | None = None, progress: Progress | None = None) -> bytearray:
         """Decrypt one file fully into memory; returned only after its tags and digest verify."""
-        index = self.index_of(path)
-        out = bytearray(self.files[index].size)
-        self._pipeline(index, memoryview(out), None, progress)
+        out = bytearray()
+        # Growing the result batch by batch (glibc grows large blocks with mremap, without copying)
+        # faults its pages in on this thread while the hashing thread works, instead of zero-filling
+        # the whole buffer up front.
+        self._pipeline(self.index_of(path), out.extend, progress)
         return out
+
+    def read_all(self, progress: Progress | None = None, workers: int | None = None) -> dict[str, bytearray]:
+        """Decrypt every file into memory, several files at once; returned only after all verify."""
+        with ThreadPoolExecutor(self._workers(workers), thread_name_prefix="ccseal-file") as pool:
+            futures = {entry.path: pool.submit(self.read_file, entry.path, progress) for entry in self.files}
+            return {path: future.result() for path, future in futures.items()}
+
+    def _workers(self, workers: int | None) -> int:
+        return max(1, min(len(self.files), workers or os.cpu_count() or 1))
 
     def write_to(self, fd: int, path: str | None = None, progress: Progress | None = None) -> None:
         """Stream one file to a file descriptor (e.g. stdout).
@@ -222,9 +216,24 @@ class SealedModel:
         Each batch is written once its segment tags verify; the whole-file digest is checked at the
         end, so a digest failure is reported after the authenticated segments were written.
         """
-        self._pipeline(self.index_of(path), None, lambda view: write_all(fd, view), progress)
+        self._pipeline(self.index_of(path), lambda view: write_all(fd, view), progress)
 
-    def extract(self, directory: Path, *, overwrite: bool = False, progress: Progress | None = None) -> list[Path]:
+    def _extract_one(self, index: int, target: Path, progress: Progress | None) -> None:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            self._pipeline(index, SequentialWriter(fd), progress)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def extract(
+        self,
+        directory: Path,
+        *,
+        overwrite: bool = False,
+        progress: Progress | None = None,
+        workers: int | None = None,
+    ) -> list[Path]:
         """Decrypt every file under ``directory``, which must not exist (or be empty).
 
         Files are written to a temporary directory beside it, renamed into place once every file
@@ -236,14 +245,15 @@ class SealedModel:
         staging = temp_sibling(directory)
         staging.mkdir(mode=0o700)
         try:
-            for index, entry in enumerate(self.files):
-                target = staging.joinpath(*entry.path.split("/"))
-                target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-                try:
-                    self._pipeline(index, None, lambda view, fd=fd: write_all(fd, view), progress)  # type: ignore[misc]
-                finally:
-                    os.close(fd)
+            for entry in self.files:
+                staging.joinpath(*entry.path.split("/")).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with ThreadPoolExecutor(self._workers(workers), thread_name_prefix="ccseal-file") as pool:
+                futures = [
+                    pool.submit(self._extract_one, index, staging.joinpath(*entry.path.split("/")), progress)
+                    for index, entry in enumerate(self.files)
+                ]
+                for future in futures:
+                    future.result()
             if directory.exists():
                 if directory.is_dir() and not any(directory.iterdir()):
                     directory.rmdir()

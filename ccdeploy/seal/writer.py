@@ -21,10 +21,10 @@ from ccdeploy import __version__
 from ccdeploy.errors import ModelInputError, UsageError
 from ccdeploy.kek.base import KeyWrapper
 from ccdeploy.seal import _header, _segments
-from ccdeploy.seal._io import atomic_output_file, pwrite_all, readinto_exactly
+from ccdeploy.seal._io import atomic_output_file, pwrite_all, readinto_exactly, start_writeback
 from ccdeploy.seal.manifest import HashAlgorithm, ModelFile, collect_model_files, manifest_digest, new_hasher
 
-__all__ = ["BATCH_SEGMENTS", "Progress", "seal_model", "wrap_for_recipients"]
+__all__ = ["BATCH_SEGMENTS", "PIPELINE_DEPTH", "Progress", "seal_model", "wrap_for_recipients"]
 
 Progress = Callable[[int], None]
 """Called with a count of plaintext bytes processed; may be called from worker threads."""
@@ -32,6 +32,11 @@ Progress = Callable[[int], None]
 BATCH_SEGMENTS = 4
 """Segments handled per read/encrypt/write step: large enough to amortise Python overhead, small
 enough that peak memory stays a few MiB per file in flight."""
+
+PIPELINE_DEPTH = 3
+"""Plaintext batch buffers per file: while one is read and encrypted, the hashing thread works through
+the others, so jitter in either stage (fresh page-cache pages are slow to fault in) does not stall
+the other."""
 
 _PLACEHOLDER_DIGEST = "0" * 64
 
@@ -97,10 +102,10 @@ def _seal_stream(
     position = offset + _segments.HEADER_SIZE
     total_segments = _segments.segment_count(entry.size)
     batch_plain = BATCH_SEGMENTS * _segments.PLAINTEXT_SEGMENT_SIZE
-    plain_buffers = [bytearray(batch_plain), bytearray(batch_plain)]
+    plain_buffers = [bytearray(batch_plain) for _ in range(PIPELINE_DEPTH)]
     cipher_view = memoryview(bytearray(BATCH_SEGMENTS * _segments.CIPHERTEXT_SEGMENT_SIZE))
     hasher = new_hasher(algorithm)
-    pending: list[Future[object] | None] = [None, None]
+    pending: list[Future[object] | None] = [None] * PIPELINE_DEPTH
     with ThreadPoolExecutor(1, thread_name_prefix="ccseal-hash") as hash_thread, entry.source.open("rb", 0) as src:
         segment = 0
         slot = 0
@@ -126,9 +131,10 @@ def _seal_stream(
                 src_pos += size
                 dst_pos += size + _segments.TAG_SIZE
             pwrite_all(out_fd, cipher_view[:dst_pos], position)
+            start_writeback(out_fd, position, dst_pos)
             position += dst_pos
             segment += count
-            slot ^= 1
+            slot = (slot + 1) % PIPELINE_DEPTH
             if progress is not None:
                 progress(len(plain))
         if src.read(1):
