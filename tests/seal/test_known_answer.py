@@ -12,8 +12,7 @@ import hashlib
 from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
 
 from ccdeploy.kek.file import FileKek
-from ccdeploy.seal import DekKeyProvider, KekKeyProvider, open_sealed
-from ccdeploy.seal import _header, _segments
+from ccdeploy.seal import DekKeyProvider, KekKeyProvider, _header, _segments, open_sealed
 
 KEK = bytes(range(0x00, 0x20))
 DEK = bytes(range(0x40, 0x60))
