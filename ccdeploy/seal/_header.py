@@ -19,7 +19,7 @@ import re
 import struct
 from datetime import datetime
 from pathlib import PurePosixPath
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import rfc8785
 from cryptography.hazmat.primitives import hashes
@@ -31,7 +31,7 @@ from ccdeploy.kek.base import WrappedKey
 from ccdeploy.seal import _segments
 
 MAGIC = b"\x89CCSEAL\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION: Final = 1
 PREAMBLE = struct.Struct(">8sHI")
 PREAMBLE_SIZE = PREAMBLE.size
 MAC_SIZE = 32
@@ -136,6 +136,8 @@ class Recipient(_Model):
 class SealedHeader(_Model):
     """The header of a ``.ccseal`` artifact, format version 1."""
 
+    version: Literal[1] = 1
+    """The format version, repeated from the preamble so the header is self-describing."""
     artifact_id: Hex64
     """32 random bytes, hex: names the artifact and binds every payload stream to it."""
     created: str

@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import contextlib
 import io
+import mmap
 import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 from ccdeploy.errors import UsageError
+
+
+def private_buffer(size: int) -> memoryview:
+    """A writable buffer of ``size`` bytes to decrypt plaintext into.
+
+    Anonymous private memory, left untouched (no zero-fill pass: pages are faulted in by whoever
+    writes them first), and kept out of core dumps where ``MADV_DONTDUMP`` exists.
+    """
+    if size == 0:
+        return memoryview(bytearray())
+    region = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    if hasattr(mmap, "MADV_DONTDUMP"):
+        region.madvise(mmap.MADV_DONTDUMP)
+    return memoryview(region)
 
 
 def pwrite_all(fd: int, data: memoryview | bytes, offset: int) -> None:

@@ -21,7 +21,7 @@ from typing import Self
 
 from ccdeploy.errors import ArtifactCorrupt, ArtifactTampered, UsageError
 from ccdeploy.seal import _header, _segments
-from ccdeploy.seal._io import SequentialWriter, check_output_free, temp_sibling, write_all
+from ccdeploy.seal._io import SequentialWriter, check_output_free, private_buffer, temp_sibling, write_all
 from ccdeploy.seal._source import SealedSource, Source, open_source
 from ccdeploy.seal.keys import KeyProvider
 from ccdeploy.seal.manifest import new_hasher
@@ -157,34 +157,46 @@ class SealedModel:
             src += size + _segments.TAG_SIZE
             dst += size
 
-    def _pipeline(self, index: int, sink: Callable[[memoryview], None], progress: Progress | None) -> None:
-        """Decrypt file ``index`` into reused batch buffers handed to ``sink`` in order; check its digest.
+    def _pipeline(
+        self,
+        index: int,
+        progress: Progress | None,
+        *,
+        sink: Callable[[memoryview], None] | None = None,
+        target: memoryview | None = None,
+    ) -> None:
+        """Decrypt file ``index`` batch by batch, hashing each batch on a second thread; check its digest.
 
-        Each batch is hashed on a second thread while the next one is read and decrypted.
+        With ``target`` (a buffer the size of the file) the plaintext is decrypted straight into it;
+        otherwise it goes through reused batch buffers handed to ``sink`` in order.
         """
         entry = self.files[index]
         key = self._stream_key(index)
         total = _segments.segment_count(entry.size)
         scratch = memoryview(bytearray(BATCH_SEGMENTS * _segments.CIPHERTEXT_SEGMENT_SIZE))
-        buffers = [bytearray(BATCH_SEGMENTS * _segments.PLAINTEXT_SEGMENT_SIZE) for _ in range(PIPELINE_DEPTH)]
+        batch = BATCH_SEGMENTS * _segments.PLAINTEXT_SEGMENT_SIZE
+        buffers = [] if target is not None else [bytearray(batch) for _ in range(PIPELINE_DEPTH)]
         hasher = new_hasher(self.header.model.hash)
         in_flight: list[Future[object] | None] = [None] * PIPELINE_DEPTH
         with ThreadPoolExecutor(1, thread_name_prefix="ccseal-hash") as hash_thread:
             segment = 0
             slot = 0
+            offset = 0
             while segment < total:
                 count = min(BATCH_SEGMENTS, total - segment)
                 length = sum(_segments.segment_plaintext_size(i, entry.size) for i in range(segment, segment + count))
                 previous = in_flight[slot]
                 if previous is not None:
                     previous.result()  # the buffer is free again, and a hashing error surfaces here
-                plain = memoryview(buffers[slot])[:length]
+                plain = target[offset : offset + length] if target is not None else memoryview(buffers[slot])[:length]
                 self._decrypt_batch(index, key, segment, count, scratch, plain)
                 in_flight[slot] = hash_thread.submit(hasher.update, plain)
-                sink(plain)
+                if sink is not None:
+                    sink(plain)
                 if progress is not None:
                     progress(length)
                 segment += count
+                offset += length
                 slot = (slot + 1) % PIPELINE_DEPTH
         for future in in_flight:
             if future is not None:
@@ -192,16 +204,20 @@ class SealedModel:
         if hasher.hexdigest() != entry.digest:
             raise ArtifactTampered(f"{entry.path}: plaintext digest does not match the header")
 
-    def read_file(self, path: str | None = None, progress: Progress | None = None) -> bytearray:
-        """Decrypt one file fully into memory; returned only after its tags and digest verify."""
-        out = bytearray()
-        # Growing the result batch by batch (glibc grows large blocks with mremap, without copying)
-        # faults its pages in on this thread while the hashing thread works, instead of zero-filling
-        # the whole buffer up front.
-        self._pipeline(self.index_of(path), out.extend, progress)
+    def read_file(self, path: str | None = None, progress: Progress | None = None) -> memoryview:
+        """Decrypt one file fully into memory; returned only after its tags and digest verify.
+
+        The result is a writable view of private anonymous memory, excluded from core dumps where the
+        platform allows (``MADV_DONTDUMP``); overwrite it to wipe the plaintext. The memory is fresh
+        and untouched, so its pages are faulted in by the decryption itself (which runs without the
+        GIL), not zero-filled first.
+        """
+        index = self.index_of(path)
+        out = private_buffer(self.files[index].size)
+        self._pipeline(index, progress, target=out)
         return out
 
-    def read_all(self, progress: Progress | None = None, workers: int | None = None) -> dict[str, bytearray]:
+    def read_all(self, progress: Progress | None = None, workers: int | None = None) -> dict[str, memoryview]:
         """Decrypt every file into memory, several files at once; returned only after all verify."""
         with ThreadPoolExecutor(self._workers(workers), thread_name_prefix="ccseal-file") as pool:
             futures = {entry.path: pool.submit(self.read_file, entry.path, progress) for entry in self.files}
@@ -216,12 +232,12 @@ class SealedModel:
         Each batch is written once its segment tags verify; the whole-file digest is checked at the
         end, so a digest failure is reported after the authenticated segments were written.
         """
-        self._pipeline(self.index_of(path), lambda view: write_all(fd, view), progress)
+        self._pipeline(self.index_of(path), progress, sink=lambda view: write_all(fd, view))
 
     def _extract_one(self, index: int, target: Path, progress: Progress | None) -> None:
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
-            self._pipeline(index, SequentialWriter(fd), progress)
+            self._pipeline(index, progress, sink=SequentialWriter(fd))
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -65,6 +65,7 @@ def _build_header(
     placeholder = digests[0] == _PLACEHOLDER_DIGEST
     try:
         return _header.SealedHeader(
+            version=_header.FORMAT_VERSION,
             artifact_id=artifact_id.hex(),
             created=created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             tool=f"ccdeploy/{__version__}",

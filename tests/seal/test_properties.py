@@ -36,7 +36,7 @@ def multi_segment_artifact(tmp_path_factory: pytest.TempPathFactory) -> tuple[by
     return (root / "m.ccseal").read_bytes(), kek
 
 
-def _open_everything(data: bytes, kek: KeyWrapper) -> list[bytearray]:
+def _open_everything(data: bytes, kek: KeyWrapper) -> list[memoryview]:
     with open_sealed(data, KekKeyProvider([kek])) as artifact:
         return [artifact.read_file(entry.path) for entry in artifact.files]
 
