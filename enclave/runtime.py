@@ -45,8 +45,15 @@ class ModelSession:
         return dict(zip(self.output_names, results, strict=True))
 
 
-def load_session(model: bytes, providers: Sequence[str] = DEFAULT_PROVIDERS) -> ModelSession:
+def load_session(
+    model: bytes,
+    providers: Sequence[str] = DEFAULT_PROVIDERS,
+    external_data: Mapping[str, memoryview] | None = None,
+) -> ModelSession:
     """Build a session from serialized model bytes with exactly the providers asked for.
+
+    ``external_data`` maps the external-data file names the graph refers to (relative to the graph's
+    directory, as written in the model) to their contents in memory; nothing is read from disk.
 
     Raises:
         RuntimeUnavailable: onnxruntime is not installed, or a requested provider is not in use.
@@ -61,6 +68,10 @@ def load_session(model: bytes, providers: Sequence[str] = DEFAULT_PROVIDERS) -> 
     if missing:
         raise RuntimeUnavailable(f"execution provider(s) {missing} not available here (have {sorted(available)})")
     options = ort.SessionOptions()
+    if external_data:
+        names = list(external_data)
+        buffers = [external_data[name] for name in names]
+        options.add_external_initializers_from_files_in_memory(names, buffers, [len(b) for b in buffers])
     try:
         session = ort.InferenceSession(bytes(model), sess_options=options, providers=list(providers))
     except Exception as exc:  # onnxruntime raises its own untyped exceptions

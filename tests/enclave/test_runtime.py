@@ -6,11 +6,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 from ccdeploy.kek import KeyWrapper
 from ccdeploy.seal import KekKeyProvider, open_sealed, seal_model
 from enclave.errors import ModelRejected, RuntimeUnavailable
+from enclave.loader import session_from_sealed
 from enclave.runtime import load_session
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
@@ -40,3 +42,36 @@ def test_missing_provider_fails_closed() -> None:
 def test_garbage_model_is_rejected() -> None:
     with pytest.raises(ModelRejected):
         load_session(b"not an onnx model")
+
+
+def test_model_directory_with_external_data_runs_from_memory(kek: KeyWrapper, tmp_path: Path) -> None:
+    model_bytes, w1b1, w2 = build_tiny_model(hidden=64)
+    model_dir = tmp_path / "mlp"
+    model_dir.mkdir()
+    onnx.save_model(
+        onnx.load_from_string(model_bytes),
+        str(model_dir / "model.onnx"),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="weights.bin",
+        size_threshold=0,
+    )
+    assert (model_dir / "weights.bin").stat().st_size > 1000
+    seal_model(model_dir, tmp_path / "mlp.ccseal", [kek])
+    with open_sealed(tmp_path / "mlp.ccseal", KekKeyProvider([kek])) as artifact:
+        session = session_from_sealed(artifact)
+    x = np.ones((3, 4), dtype=np.float32)
+    assert np.allclose(session.run({"x": x})["y"], reference_output(x, w1b1, w2), atol=1e-4)
+
+
+def test_graph_must_be_unambiguous(kek: KeyWrapper, tmp_path: Path) -> None:
+    model = tmp_path / "two"
+    model.mkdir()
+    (model / "a.onnx").write_bytes(b"x")
+    (model / "b.onnx").write_bytes(b"y")
+    seal_model(model, tmp_path / "two.ccseal", [kek])
+    with (
+        open_sealed(tmp_path / "two.ccseal", KekKeyProvider([kek])) as artifact,
+        pytest.raises(ModelRejected, match="exactly one"),
+    ):
+        session_from_sealed(artifact)
