@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -44,3 +46,15 @@ def reference_output(x: np.ndarray, w1b1: np.ndarray, w2: np.ndarray) -> np.ndar
     w1, b1 = w1b1[:-1], w1b1[-1]
     result: np.ndarray = np.maximum(x @ w1 + b1, 0.0) @ w2
     return result
+
+
+def save_with_external_data(model_bytes: bytes, directory: Path) -> None:
+    """Write ``model.onnx`` with its weights in a separate ``weights.bin`` (ONNX external data)."""
+    onnx.save_model(
+        onnx.load_from_string(model_bytes),
+        str(directory / "model.onnx"),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="weights.bin",
+        size_threshold=0,
+    )

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 
 from ccdeploy.kek import KeyWrapper
@@ -16,7 +15,7 @@ from enclave.loader import session_from_sealed
 from enclave.runtime import load_session
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
-from tiny_model import build_tiny_model, reference_output
+from tiny_model import build_tiny_model, reference_output, save_with_external_data
 
 
 def test_sealed_model_runs_from_memory(kek: KeyWrapper, tmp_path: Path) -> None:
@@ -48,14 +47,7 @@ def test_model_directory_with_external_data_runs_from_memory(kek: KeyWrapper, tm
     model_bytes, w1b1, w2 = build_tiny_model(hidden=64)
     model_dir = tmp_path / "mlp"
     model_dir.mkdir()
-    onnx.save_model(
-        onnx.load_from_string(model_bytes),
-        str(model_dir / "model.onnx"),
-        save_as_external_data=True,
-        all_tensors_to_one_file=True,
-        location="weights.bin",
-        size_threshold=0,
-    )
+    save_with_external_data(model_bytes, model_dir)
     assert (model_dir / "weights.bin").stat().st_size > 1000
     seal_model(model_dir, tmp_path / "mlp.ccseal", [kek])
     with open_sealed(tmp_path / "mlp.ccseal", KekKeyProvider([kek])) as artifact:
