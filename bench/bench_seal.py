@@ -47,7 +47,6 @@ from __future__ import annotations
 import argparse
 import gc
 import hashlib
-import importlib
 import io
 import json
 import os
@@ -79,6 +78,7 @@ from ccdeploy.seal import KekKeyProvider, open_sealed, seal_model  # noqa: E402
 from ccdeploy.seal import _segments as seg  # noqa: E402
 from ccdeploy.seal.manifest import HashAlgorithm  # noqa: E402
 from ccdeploy.seal.writer import BATCH_SEGMENTS  # noqa: E402
+from tests.tink_keyset import KeepOpenBytesIO, tink_streaming_aead  # noqa: E402
 
 if TYPE_CHECKING:
     from _typeshed import FileDescriptorLike, ReadableBuffer
@@ -92,7 +92,6 @@ GEN_CHUNK: Final = 64 * MIB
 HASHES: Final[tuple[HashAlgorithm, ...]] = ("sha256", "blake3")
 LAYOUTS: Final = ("file", "dir")
 DIR_FILES: Final = 4
-TINK_KEY_TYPE: Final = "type.googleapis.com/google.crypto.tink.AesGcmHkdfStreamingKey"
 RssOp = Literal["seal", "unseal-disk", "unseal-mem"]
 RSS_OPS: Final[tuple[RssOp, ...]] = ("seal", "unseal-disk", "unseal-mem")
 RSS_TARGET_MIB: Final = 64.0
@@ -300,50 +299,6 @@ class _DiscardSink(io.RawIOBase):
         return memoryview(b).nbytes
 
 
-class _KeepOpenBytesIO(io.BytesIO):
-    """tink closes its destination (and source) on exit; this one stays usable."""
-
-    def close(self) -> None:
-        pass
-
-
-def _tink_streaming_aead(key: bytes) -> Any:
-    """tink's StreamingAead primitive AES256_GCM_HKDF_1MB, holding ``key`` (see perf-floors.md, API facts)."""
-    tink = importlib.import_module("tink")
-    streaming_aead = importlib.import_module("tink.streaming_aead")
-    secret_key_access = importlib.import_module("tink.secret_key_access")
-    stream_pb2 = importlib.import_module("tink.proto.aes_gcm_hkdf_streaming_pb2")
-    common_pb2 = importlib.import_module("tink.proto.common_pb2")
-    tink_pb2 = importlib.import_module("tink.proto.tink_pb2")
-    streaming_aead.register()
-    key_proto = stream_pb2.AesGcmHkdfStreamingKey(
-        version=0,
-        key_value=key,
-        params=stream_pb2.AesGcmHkdfStreamingParams(
-            ciphertext_segment_size=seg.CIPHERTEXT_SEGMENT_SIZE,
-            derived_key_size=seg.KEY_SIZE,
-            hkdf_hash_type=common_pb2.SHA256,
-        ),
-    )
-    keyset = tink_pb2.Keyset(
-        primary_key_id=1,
-        key=[
-            tink_pb2.Keyset.Key(
-                key_data=tink_pb2.KeyData(
-                    type_url=TINK_KEY_TYPE,
-                    value=key_proto.SerializeToString(),
-                    key_material_type=tink_pb2.KeyData.SYMMETRIC,
-                ),
-                status=tink_pb2.ENABLED,
-                key_id=1,
-                output_prefix_type=tink_pb2.RAW,
-            )
-        ],
-    )
-    handle = tink.proto_keyset_format.parse(keyset.SerializeToString(), secret_key_access.TOKEN)
-    return handle.primitive(streaming_aead.StreamingAead)
-
-
 def measure_floors(model: Model, work: Path, repeat: int) -> dict[str, Figure]:
     """Every floor over the model's bytes; returns figures by name (see FLOOR_LABELS)."""
     data = memoryview(model.data)
@@ -415,7 +370,7 @@ def _stream_aead_floors(data: memoryview, repeat: int) -> dict[str, Figure]:
     total = len(data)
     key = os.urandom(seg.KEY_SIZE)
     associated_data = b"ccdeploy bench"
-    tink_aead = _tink_streaming_aead(key)
+    tink_aead = tink_streaming_aead(key)
     floors: dict[str, Figure] = {}
 
     def tink_encrypt(sink: io.RawIOBase | io.BytesIO) -> None:
@@ -426,13 +381,13 @@ def _stream_aead_floors(data: memoryview, repeat: int) -> dict[str, Figure]:
                     chunk = chunk[stream.write(chunk) :]
 
     floors["tink_encrypt"] = _timed(lambda: tink_encrypt(_DiscardSink()), total, repeat)
-    held = _KeepOpenBytesIO()
+    held = KeepOpenBytesIO()
     tink_encrypt(held)
     tink_ciphertext = held.getvalue()
     expected = seg.ciphertext_size(total)
     if len(tink_ciphertext) != expected:
         raise AssertionError(f"tink wrote {len(tink_ciphertext)} bytes, expected {expected}")
-    source = _KeepOpenBytesIO(tink_ciphertext)  # shares the bytes object: no copy
+    source = KeepOpenBytesIO(tink_ciphertext)  # shares the bytes object: no copy
     plain_out = bytearray(CHUNK)
 
     def tink_decrypt() -> None:

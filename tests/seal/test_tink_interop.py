@@ -7,46 +7,13 @@ import os
 
 import pytest
 import tink
-from tink import secret_key_access, streaming_aead
-from tink.proto import aes_gcm_hkdf_streaming_pb2, common_pb2, tink_pb2
 
 from ccdeploy.seal import _segments
 from tests.seal.conftest import random_bytes
+from tests.tink_keyset import KeepOpenBytesIO, tink_streaming_aead
 
 SIZES = [0, 1, _segments.FIRST_PLAINTEXT_SEGMENT_SIZE, 10 * 1024 * 1024 + 7]
 AD = b"\x01" * 32
-
-
-class _Sink(io.BytesIO):
-    """tink closes the destination stream on exit; keep the bytes readable afterwards."""
-
-    def close(self) -> None:
-        pass
-
-
-def _tink_primitive(key: bytes) -> streaming_aead.StreamingAead:
-    streaming_aead.register()
-    params = aes_gcm_hkdf_streaming_pb2.AesGcmHkdfStreamingParams(
-        ciphertext_segment_size=_segments.CIPHERTEXT_SEGMENT_SIZE, derived_key_size=32, hkdf_hash_type=common_pb2.SHA256
-    )
-    proto_key = aes_gcm_hkdf_streaming_pb2.AesGcmHkdfStreamingKey(version=0, key_value=key, params=params)
-    keyset = tink_pb2.Keyset(
-        primary_key_id=1,
-        key=[
-            tink_pb2.Keyset.Key(
-                key_data=tink_pb2.KeyData(
-                    type_url="type.googleapis.com/google.crypto.tink.AesGcmHkdfStreamingKey",
-                    value=proto_key.SerializeToString(),
-                    key_material_type=tink_pb2.KeyData.SYMMETRIC,
-                ),
-                status=tink_pb2.ENABLED,
-                key_id=1,
-                output_prefix_type=tink_pb2.RAW,
-            )
-        ],
-    )
-    handle = tink.proto_keyset_format.parse(keyset.SerializeToString(), secret_key_access.TOKEN)
-    return handle.primitive(streaming_aead.StreamingAead)
 
 
 def _our_encrypt(key: bytes, plaintext: bytes) -> bytes:
@@ -86,7 +53,7 @@ def test_tink_decrypts_ours(size: int) -> None:
     plaintext = random_bytes(size, seed=size)
     ciphertext = _our_encrypt(key, plaintext)
     assert len(ciphertext) == _segments.ciphertext_size(size)
-    with _tink_primitive(key).new_decrypting_stream(io.BytesIO(ciphertext), AD) as reader:
+    with tink_streaming_aead(key).new_decrypting_stream(io.BytesIO(ciphertext), AD) as reader:
         assert reader.read() == plaintext
 
 
@@ -94,8 +61,8 @@ def test_tink_decrypts_ours(size: int) -> None:
 def test_we_decrypt_tinks(size: int) -> None:
     key = os.urandom(32)
     plaintext = random_bytes(size, seed=size + 1)
-    sink = _Sink()
-    with _tink_primitive(key).new_encrypting_stream(sink, AD) as writer:
+    sink = KeepOpenBytesIO()
+    with tink_streaming_aead(key).new_encrypting_stream(sink, AD) as writer:
         writer.write(plaintext)
     ciphertext = sink.getvalue()
     assert len(ciphertext) == _segments.ciphertext_size(size)
@@ -107,7 +74,7 @@ def test_tink_rejects_our_stream_under_other_associated_data() -> None:
     ciphertext = _our_encrypt(key, b"model bytes")
     with (
         pytest.raises(tink.TinkError),
-        _tink_primitive(key).new_decrypting_stream(io.BytesIO(ciphertext), b"other") as reader,
+        tink_streaming_aead(key).new_decrypting_stream(io.BytesIO(ciphertext), b"other") as reader,
     ):
         reader.read()
 
