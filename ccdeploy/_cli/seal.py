@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import click
 
 from ccdeploy._cli._output import emit_json, json_option, progress_bar, progress_enabled, say
 from ccdeploy.errors import UsageError
 from ccdeploy.kek import kek_from_uri
-from ccdeploy.seal import KekKeyProvider, SealedHeader, open_sealed, read_header, seal_model
+from ccdeploy.seal import (
+    HASH_ALGORITHMS,
+    HashAlgorithm,
+    KekKeyProvider,
+    SealedHeader,
+    open_sealed,
+    read_header,
+    seal_model,
+)
 from ccdeploy.seal import rekey as rekey_artifact
 from ccdeploy.seal.manifest import collect_model_files
 
@@ -63,7 +71,7 @@ def _human(header: SealedHeader, authenticated: bool) -> str:
 @click.option(
     "--hash",
     "hash_algorithm",
-    type=click.Choice(["sha256", "blake3"]),
+    type=click.Choice(HASH_ALGORITHMS),
     default="sha256",
     show_default=True,
     help="Plaintext digest algorithm (model_signing supports both).",
@@ -75,7 +83,7 @@ def seal(
     model: Path,
     keks: tuple[str, ...],
     output: Path,
-    hash_algorithm: Literal["sha256", "blake3"],
+    hash_algorithm: HashAlgorithm,
     name: str | None,
     force: bool,
     json_output: bool,
@@ -172,6 +180,7 @@ def inspect(sealed: Path, keks: tuple[str, ...], json_output: bool) -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write the result here instead of rewriting SEALED in place.",
 )
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists (never needed in place).")
 @json_option
 def rekey(
     sealed: Path,
@@ -179,6 +188,7 @@ def rekey(
     add: tuple[str, ...],
     remove: tuple[str, ...],
     output: Path | None,
+    force: bool,
     json_output: bool,
 ) -> None:
     """Add or remove recipients, or rotate a KEK (--add new --remove old), rewriting only the header.
@@ -188,7 +198,9 @@ def rekey(
     if not add and not remove:
         raise UsageError("nothing to do: give --add and/or --remove")
     provider = KekKeyProvider([kek_from_uri(uri) for uri in keks])
-    header = rekey_artifact(sealed, output or sealed, provider, add=[kek_from_uri(uri) for uri in add], remove=remove)
+    header = rekey_artifact(
+        sealed, output or sealed, provider, add=[kek_from_uri(uri) for uri in add], remove=remove, overwrite=force
+    )
     if json_output:
         emit_json({"ok": True, "output": str(output or sealed), "header": _describe(header)})
     else:

@@ -93,7 +93,7 @@ def uri_scheme(uri: str) -> str:
     """The scheme of a KEK URI (the part before the first ``:``), lower-cased."""
     scheme, sep, _ = uri.partition(":")
     if not sep or not scheme:
-        raise KekError(f"not a KEK URI (expected SCHEME:...): {uri!r}")
+        raise KekError("not a KEK URI (expected SCHEME:..., e.g. file:PATH or pkcs11:...)")
     return scheme.lower()
 
 

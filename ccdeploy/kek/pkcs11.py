@@ -44,7 +44,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, cast
 from urllib.parse import quote, unquote_to_bytes
@@ -118,9 +118,9 @@ class Pkcs11Uri:
     attributes; values are percent-decoded bytes. Vendor query attributes stay only in ``raw``.
     """
 
-    raw: str
+    raw: str = field(repr=False)
     path: Mapping[str, bytes]
-    query: Mapping[str, bytes]
+    query: Mapping[str, bytes] = field(repr=False)
 
     def text(self, name: str) -> str | None:
         """A path or standard query attribute as text (the parser checked it is UTF-8), or None."""

@@ -17,14 +17,15 @@ import hmac
 import json
 import re
 import struct
+import unicodedata
 from datetime import datetime
 from pathlib import PurePosixPath
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, get_args
 
 import rfc8785
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ccdeploy.errors import ArtifactCorrupt, ArtifactTampered, UnsupportedFormat
 from ccdeploy.kek.base import WrappedKey
@@ -37,7 +38,9 @@ PREAMBLE_SIZE = PREAMBLE.size
 MAC_SIZE = 32
 MAX_HEADER_SIZE = 16 << 20
 ARTIFACT_ID_SIZE = 32
-HASH_ALGORITHMS = ("sha256", "blake3")
+HashAlgorithm = Literal["sha256", "blake3"]
+"""Per-file plaintext digest algorithms (both supported by OpenSSF model_signing)."""
+HASH_ALGORITHMS: tuple[str, ...] = get_args(HashAlgorithm)
 MAX_FILES = 100_000
 MAX_FILE_SIZE = min((1 << 53) - 1, _segments.max_plaintext_size())
 """Largest file: JSON-safe integers (RFC 8785) and at most 2^32 segments per stream."""
@@ -47,6 +50,16 @@ _MAC_INFO = b"ccseal/v1 header-mac"
 _STREAM_AD_LABEL = b"ccseal/v1 stream\x00"
 
 Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+def _no_control_characters(value: str) -> str:
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise ValueError("control characters are not allowed")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_control_characters)]
+"""A header string shown to people: no control characters (no terminal escapes, no newlines)."""
 
 
 class _Model(BaseModel):
@@ -72,8 +85,8 @@ class FileEntry(_Model):
 class ModelInfo(_Model):
     """What was sealed: the model's name, its files and their digests."""
 
-    name: str = Field(min_length=1, max_length=1024)
-    hash: Literal["sha256", "blake3"]
+    name: Text = Field(min_length=1, max_length=1024)
+    hash: HashAlgorithm
     manifest_digest: Hex64
     """SHA-256 over the files' raw digests in manifest order: OpenSSF model_signing's root digest."""
     files: tuple[FileEntry, ...] = Field(min_length=1, max_length=MAX_FILES)
@@ -101,12 +114,12 @@ class PayloadInfo(_Model):
 class Recipient(_Model):
     """The DEK wrapped under one KEK."""
 
-    kek: str = Field(min_length=1, max_length=4096, pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:")
-    key_id: str = Field(min_length=1, max_length=1024)
-    wrap: str = Field(min_length=1, max_length=128)
+    kek: Text = Field(min_length=1, max_length=4096, pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:")
+    key_id: Text = Field(min_length=1, max_length=1024)
+    wrap: Text = Field(min_length=1, max_length=128)
     wrapped_dek: str = Field(min_length=1, max_length=65536)
     """Base64 (standard alphabet, padded) of the backend's opaque wrapped key."""
-    context: dict[str, str] = Field(default_factory=dict)
+    context: dict[Text, Text] = Field(default_factory=dict)
 
     @field_validator("wrapped_dek")
     @classmethod
@@ -116,6 +129,11 @@ class Recipient(_Model):
         except (binascii.Error, ValueError):
             raise ValueError("wrapped_dek is not base64") from None
         return value
+
+    @property
+    def scheme(self) -> str:
+        """The KEK URI's scheme, lower-cased (schemes are case-insensitive)."""
+        return self.kek.split(":", 1)[0].lower()
 
     @classmethod
     def from_wrapped(cls, wrapped: WrappedKey) -> Recipient:
@@ -141,7 +159,7 @@ class SealedHeader(_Model):
     artifact_id: Hex64
     """32 random bytes, hex: names the artifact and binds every payload stream to it."""
     created: str
-    tool: str = Field(max_length=256)
+    tool: Text = Field(max_length=256)
     model: ModelInfo
     payload: PayloadInfo
     recipients: tuple[Recipient, ...] = Field(min_length=1, max_length=256)
@@ -163,7 +181,7 @@ class SealedHeader(_Model):
 
     @model_validator(mode="after")
     def _unique_recipients(self) -> SealedHeader:
-        ids = [(r.kek.split(":", 1)[0].lower(), r.key_id) for r in self.recipients]
+        ids = [(r.scheme, r.key_id) for r in self.recipients]
         if len(set(ids)) != len(ids):
             raise ValueError("two recipients name the same KEK")
         return self
@@ -181,6 +199,14 @@ class SealedHeader(_Model):
         """The ciphertext length of each file's stream, in payload order."""
         return [_segments.ciphertext_size(entry.size) for entry in self.model.files]
 
+    def stream_offsets(self, payload_start: int) -> list[int]:
+        """Where each file's stream starts in the artifact, given where the payload starts."""
+        offsets = []
+        for size in self.stream_sizes():
+            offsets.append(payload_start)
+            payload_start += size
+        return offsets
+
 
 def check_member_path(path: str) -> None:
     """Raise ValueError unless ``path`` is a safe relative POSIX path to extract under a directory."""
@@ -190,6 +216,7 @@ def check_member_path(path: str) -> None:
         path.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError("file path is not valid UTF-8") from None
+    _no_control_characters(path)
     if path.startswith("/"):
         raise ValueError("file path is absolute")
     parts = path.split("/")

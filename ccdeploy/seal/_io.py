@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import mmap
 import os
@@ -10,7 +11,7 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-from ccdeploy.errors import UsageError
+from ccdeploy.errors import CcdError, CouldNotCheck, UsageError
 
 
 def private_buffer(size: int) -> memoryview:
@@ -83,37 +84,61 @@ def temp_sibling(target: Path) -> Path:
     return target.parent / f".{target.name}.ccdeploy-tmp-{secrets.token_hex(6)}"
 
 
-def check_output_free(target: Path, overwrite: bool) -> None:
-    """Refuse to replace an existing output unless asked to."""
-    if target.exists() and not overwrite:
-        raise UsageError(f"{target} already exists (use --force to replace it)")
-    if not target.parent.is_dir():
-        raise UsageError(f"output directory {target.parent} does not exist")
+_ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EMFILE, errno.ENFILE})
+
+
+def os_error(exc: OSError, action: str) -> CcdError:
+    """A typed error for a failed file operation.
+
+    A full or broken disk is the environment (exit 3); anything else (permissions, missing
+    directories, names too long) is the caller's to fix (exit 2).
+    """
+    message = f"cannot {action}: {exc.strerror or exc}"
+    if exc.errno in _ENVIRONMENT_ERRNOS:
+        return CouldNotCheck(message)
+    return UsageError(message)
+
+
+def output_path(target: Path) -> Path:
+    """``target`` made absolute (lexically, so ``..`` and ``.`` are resolved but symlinks are not)."""
+    absolute = Path(os.path.abspath(target))
+    if absolute == Path(absolute.anchor):
+        raise UsageError(f"refusing to write to {target}: it is the file system root")
+    if not absolute.parent.is_dir():
+        raise UsageError(f"output directory {absolute.parent} does not exist")
+    return absolute
 
 
 @contextlib.contextmanager
-def atomic_output_file(target: Path, overwrite: bool) -> Iterator[tuple[int, Path]]:
+def atomic_output_file(target: Path, *, overwrite: bool, mode: int = 0o600) -> Iterator[int]:
     """Create a temporary file beside ``target``; rename it into place only if the block succeeds.
 
-    On any exception the temporary file is removed, so a failure never leaves partial output.
+    Without ``overwrite`` an existing ``target`` is never replaced (the final step is a hard link,
+    which fails if the name exists). On any exception the temporary file is removed, so a failure
+    never leaves partial output.
     """
-    check_output_free(target, overwrite)
+    target = output_path(target)
+    if not overwrite and os.path.lexists(target):
+        raise UsageError(f"{target} already exists (use --force to replace it)")
     temp = temp_sibling(target)
-    fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
-        yield fd, temp
+        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    except OSError as exc:
+        raise os_error(exc, f"create a file beside {target}") from None
+    try:
+        yield fd
+        os.fchmod(fd, mode)
         os.fsync(fd)
-    except BaseException:
         os.close(fd)
-        temp.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    try:
+        fd = -1
         if overwrite:
             os.replace(temp, target)
         else:
             os.link(temp, target)
             temp.unlink()
     except OSError as exc:
+        raise os_error(exc, f"write {target}") from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
         temp.unlink(missing_ok=True)
-        raise UsageError(f"cannot create {target}: {exc.strerror}") from None

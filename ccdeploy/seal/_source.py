@@ -5,10 +5,11 @@ from __future__ import annotations
 import abc
 import io
 import os
+import stat
 import threading
 from pathlib import Path
 
-from ccdeploy.errors import ArtifactCorrupt, UsageError
+from ccdeploy.errors import ArtifactCorrupt, CouldNotCheck, UsageError
 
 SealedSource = str | os.PathLike[str] | bytes | bytearray | memoryview | io.RawIOBase | io.BufferedIOBase
 """Anything :func:`ccdeploy.seal.open_sealed` can read an artifact from."""
@@ -36,13 +37,22 @@ class _FdSource(Source):
             self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
             raise UsageError(f"cannot open {path}: {exc.strerror}") from None
-        self.size = os.fstat(self._fd).st_size
+        info = os.fstat(self._fd)
+        if not stat.S_ISREG(info.st_mode):
+            os.close(self._fd)
+            raise UsageError(f"{path} is not a regular file")
+        self.size = info.st_size
 
     def view(self, offset: int, length: int, scratch: memoryview) -> memoryview:
         out = scratch[:length]
         got = 0
         while got < length:
-            n = os.preadv(self._fd, [out[got:]], offset + got)
+            if self._fd < 0:
+                raise UsageError("the sealed artifact is closed")
+            try:
+                n = os.preadv(self._fd, [out[got:]], offset + got)
+            except OSError as exc:
+                raise CouldNotCheck(f"cannot read the sealed artifact: {exc.strerror}") from None
             if n == 0:
                 raise self._truncated()
             got += n

@@ -47,7 +47,7 @@ class KekKeyProvider:
         if failures:
             raise WrongKek(f"the KEK matches a recipient but could not unwrap it: {failures[0]}")
         ours = ", ".join(f"{kek.scheme}:{kek.key_id}" for kek in self._keks) or "none"
-        theirs = ", ".join(f"{r.kek.split(':', 1)[0]}:{r.key_id}" for r in header.recipients)
+        theirs = ", ".join(repr(f"{r.scheme}:{r.key_id}") for r in header.recipients)
         raise WrongKek(f"no recipient of this artifact is wrapped under the KEK given ({ours}); recipients: {theirs}")
 
 

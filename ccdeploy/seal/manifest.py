@@ -16,12 +16,12 @@ import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
 import blake3
 
 from ccdeploy.errors import ModelInputError
-from ccdeploy.seal._header import MAX_FILE_SIZE, check_member_path, manifest_sort_key
+from ccdeploy.seal._header import MAX_FILE_SIZE, HashAlgorithm, check_member_path, manifest_sort_key
 
 __all__ = [
     "HashAlgorithm",
@@ -33,7 +33,6 @@ __all__ = [
     "new_hasher",
 ]
 
-HashAlgorithm = Literal["sha256", "blake3"]
 IGNORED_TOP_LEVEL = (".git", ".gitattributes", ".github", ".gitignore")
 _READ_CHUNK = 8 << 20
 
@@ -50,9 +49,7 @@ def new_hasher(algorithm: HashAlgorithm) -> Hasher:
     """A fresh streaming hasher; BLAKE3 on one thread (the other core is busy encrypting)."""
     if algorithm == "sha256":
         return hashlib.sha256()
-    if algorithm == "blake3":
-        return blake3.blake3(max_threads=1)
-    raise ModelInputError(f"unknown hash algorithm {algorithm!r} (sha256 or blake3)")
+    return blake3.blake3(max_threads=1)
 
 
 @dataclass(frozen=True)

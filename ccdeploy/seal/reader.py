@@ -10,6 +10,8 @@ segment is authenticated before it is returned, but a partial read cannot check 
 
 from __future__ import annotations
 
+import errno
+import functools
 import io
 import os
 import shutil
@@ -21,7 +23,8 @@ from typing import Self
 
 from ccdeploy.errors import ArtifactCorrupt, ArtifactTampered, UsageError
 from ccdeploy.seal import _header, _segments
-from ccdeploy.seal._io import SequentialWriter, check_output_free, private_buffer, temp_sibling, write_all
+from ccdeploy.seal._io import SequentialWriter, os_error, output_path, private_buffer, temp_sibling, write_all
+from ccdeploy.seal._parallel import Stop, check_stop, run_all
 from ccdeploy.seal._source import SealedSource, Source, open_source
 from ccdeploy.seal.keys import KeyProvider
 from ccdeploy.seal.manifest import new_hasher
@@ -32,9 +35,7 @@ __all__ = ["SealedFileReader", "SealedModel", "open_sealed", "read_header"]
 
 def _read_header(source: Source) -> tuple[_header.SealedHeader, bytes, bytes]:
     scratch = memoryview(bytearray(_header.PREAMBLE_SIZE))
-    if source.size < _header.PREAMBLE_SIZE:
-        raise ArtifactCorrupt("not a ccseal artifact: shorter than its preamble")
-    preamble = bytes(source.view(0, _header.PREAMBLE_SIZE, scratch))
+    preamble = bytes(source.view(0, min(_header.PREAMBLE_SIZE, source.size), scratch))
     length = _header.decode_preamble(preamble)
     if _header.PREAMBLE_SIZE + length + _header.MAC_SIZE > source.size:
         raise ArtifactCorrupt("sealed artifact is truncated inside its header")
@@ -89,11 +90,8 @@ class SealedModel:
         self._source = source
         self.header = header
         self._dek = dek
-        self._offsets: list[int] = []
-        position = payload_start
-        for size in header.stream_sizes():
-            self._offsets.append(position)
-            position += size
+        self.payload_start = payload_start
+        self._offsets = header.stream_offsets(payload_start)
 
     def __enter__(self) -> Self:
         return self
@@ -164,6 +162,7 @@ class SealedModel:
         *,
         sink: Callable[[memoryview], None] | None = None,
         target: memoryview | None = None,
+        stop: Stop | None = None,
     ) -> None:
         """Decrypt file ``index`` batch by batch, hashing each batch on a second thread; check its digest.
 
@@ -183,6 +182,7 @@ class SealedModel:
             slot = 0
             offset = 0
             while segment < total:
+                check_stop(stop)
                 count = min(BATCH_SEGMENTS, total - segment)
                 length = sum(_segments.segment_plaintext_size(i, entry.size) for i in range(segment, segment + count))
                 previous = in_flight[slot]
@@ -204,7 +204,9 @@ class SealedModel:
         if hasher.hexdigest() != entry.digest:
             raise ArtifactTampered(f"{entry.path}: plaintext digest does not match the header")
 
-    def read_file(self, path: str | None = None, progress: Progress | None = None) -> memoryview:
+    def read_file(
+        self, path: str | None = None, progress: Progress | None = None, *, stop: Stop | None = None
+    ) -> memoryview:
         """Decrypt one file fully into memory; returned only after its tags and digest verify.
 
         The result is a writable view of private anonymous memory, excluded from core dumps where the
@@ -214,17 +216,17 @@ class SealedModel:
         """
         index = self.index_of(path)
         out = private_buffer(self.files[index].size)
-        self._pipeline(index, progress, target=out)
+        self._pipeline(index, progress, target=out, stop=stop)
         return out
 
     def read_all(self, progress: Progress | None = None, workers: int | None = None) -> dict[str, memoryview]:
         """Decrypt every file into memory, several files at once; returned only after all verify."""
-        with ThreadPoolExecutor(self._workers(workers), thread_name_prefix="ccseal-file") as pool:
-            futures = {entry.path: pool.submit(self.read_file, entry.path, progress) for entry in self.files}
-            return {path: future.result() for path, future in futures.items()}
+        paths = [entry.path for entry in self.files]
+        tasks = [functools.partial(self._read_task, path, progress) for path in paths]
+        return dict(zip(paths, run_all(tasks, workers), strict=True))
 
-    def _workers(self, workers: int | None) -> int:
-        return max(1, min(len(self.files), workers or os.cpu_count() or 1))
+    def _read_task(self, path: str, progress: Progress | None, stop: Stop) -> memoryview:
+        return self.read_file(path, progress, stop=stop)
 
     def write_to(self, fd: int, path: str | None = None, progress: Progress | None = None) -> None:
         """Stream one file to a file descriptor (e.g. stdout).
@@ -234,11 +236,16 @@ class SealedModel:
         """
         self._pipeline(self.index_of(path), progress, sink=lambda view: write_all(fd, view))
 
-    def _extract_one(self, index: int, target: Path, progress: Progress | None) -> None:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    def _extract_one(self, index: int, target: Path, progress: Progress | None, stop: Stop) -> None:
         try:
-            self._pipeline(index, progress, sink=SequentialWriter(fd))
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise os_error(exc, f"create {target}") from None
+        try:
+            self._pipeline(index, progress, sink=SequentialWriter(fd), stop=stop)
             os.fsync(fd)
+        except OSError as exc:
+            raise os_error(exc, f"write {target}") from None
         finally:
             os.close(fd)
 
@@ -250,36 +257,41 @@ class SealedModel:
         progress: Progress | None = None,
         workers: int | None = None,
     ) -> list[Path]:
-        """Decrypt every file under ``directory``, which must not exist (or be empty).
+        """Decrypt every file into a new directory; nothing appears there unless everything verified.
 
-        Files are written to a temporary directory beside it, renamed into place once every file
-        verified: a failure leaves no plaintext behind.
+        Files are written under a temporary directory beside ``directory`` (directories 0700, files
+        0600) and renamed into place only once every segment tag and file digest verified. A failure
+        removes the temporary directory and leaves ``directory`` as it was.
+
+        Args:
+            directory: where to put the files. It must not exist or be an empty directory, unless
+                ``overwrite``: then whatever is there is replaced (moved aside, then deleted only after
+                the new directory is in place). Never the current directory or one of its parents.
+            overwrite: replace an existing ``directory``.
+            progress: called with plaintext byte counts.
+            workers: files decrypted in parallel (default: one per CPU core).
         """
-        if directory.exists() and (not directory.is_dir() or any(directory.iterdir())) and not overwrite:
+        target = output_path(directory)
+        if target == Path.cwd() or target in Path.cwd().parents:
+            raise UsageError(f"refusing to unseal into {directory}: it is the current directory or one of its parents")
+        if not overwrite and os.path.lexists(target) and not _is_empty_directory(target):
             raise UsageError(f"{directory} exists and is not an empty directory (use --force to replace it)")
-        check_output_free(directory, overwrite=True)
-        staging = temp_sibling(directory)
-        staging.mkdir(mode=0o700)
+        staging = temp_sibling(target)
+        members = [staging.joinpath(*entry.path.split("/")) for entry in self.files]
         try:
-            for entry in self.files:
-                staging.joinpath(*entry.path.split("/")).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            with ThreadPoolExecutor(self._workers(workers), thread_name_prefix="ccseal-file") as pool:
-                futures = [
-                    pool.submit(self._extract_one, index, staging.joinpath(*entry.path.split("/")), progress)
-                    for index, entry in enumerate(self.files)
-                ]
-                for future in futures:
-                    future.result()
-            if directory.exists():
-                if directory.is_dir() and not any(directory.iterdir()):
-                    directory.rmdir()
-                else:
-                    shutil.rmtree(directory) if directory.is_dir() else directory.unlink()
-            staging.rename(directory)
-        except BaseException:
+            staging.mkdir(mode=0o700)
+            for member in members:
+                member.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tasks = [
+                functools.partial(self._extract_one, index, member, progress) for index, member in enumerate(members)
+            ]
+            run_all(tasks, workers)
+            _install_directory(staging, target, overwrite)
+        except OSError as exc:
+            raise os_error(exc, f"unseal into {directory}") from None
+        finally:
             shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return [directory.joinpath(*entry.path.split("/")) for entry in self.files]
+        return [target.joinpath(*entry.path.split("/")) for entry in self.files]
 
     def open(self, path: str | None = None) -> SealedFileReader:
         """Random access to one file; each segment is authenticated before any of it is returned."""
@@ -315,7 +327,10 @@ class SealedFileReader(io.RawIOBase):
         return self._position
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        bases = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}
+        if whence not in bases:
+            raise ValueError(f"invalid whence {whence}")
+        base = bases[whence]
         if base + offset < 0:
             raise ValueError("negative seek position")
         self._position = base + offset
@@ -332,10 +347,6 @@ class SealedFileReader(io.RawIOBase):
             filled += self.readinto(view[filled:])
         return bytes(out)
 
-    def readall(self) -> bytes:
-        """Read to the end of the file."""
-        return self.read(-1)
-
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         if self._position >= self._size:
             return 0
@@ -348,3 +359,37 @@ class SealedFileReader(io.RawIOBase):
         memoryview(buffer)[:count] = data[start : start + count]
         self._position += count
         return count
+
+
+def _is_empty_directory(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
+
+
+_OCCUPIED = (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR)
+
+
+def _install_directory(staging: Path, target: Path, overwrite: bool) -> None:
+    """Rename ``staging`` to ``target`` atomically.
+
+    The rename only succeeds over nothing or an empty directory. With ``overwrite``, whatever is at
+    ``target`` is moved aside first and deleted only once the new directory is in place.
+    """
+    try:
+        os.rename(staging, target)
+        return
+    except OSError as exc:
+        if exc.errno not in _OCCUPIED:
+            raise
+        if not overwrite:
+            raise UsageError(f"{target} exists and is not an empty directory (use --force to replace it)") from None
+    aside = temp_sibling(target)
+    os.rename(target, aside)  # a symlink is moved itself, never followed
+    try:
+        os.rename(staging, target)
+    except OSError:
+        os.rename(aside, target)
+        raise
+    if aside.is_dir() and not aside.is_symlink():
+        shutil.rmtree(aside)
+    else:
+        aside.unlink()

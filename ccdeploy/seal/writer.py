@@ -21,7 +21,8 @@ from ccdeploy import __version__
 from ccdeploy.errors import ModelInputError, UsageError
 from ccdeploy.kek.base import KeyWrapper
 from ccdeploy.seal import _header, _segments
-from ccdeploy.seal._io import atomic_output_file, pwrite_all, readinto_exactly, start_writeback
+from ccdeploy.seal._io import atomic_output_file, os_error, pwrite_all, readinto_exactly, start_writeback
+from ccdeploy.seal._parallel import Stop, check_stop, run_all
 from ccdeploy.seal.manifest import HashAlgorithm, ModelFile, collect_model_files, manifest_digest, new_hasher
 
 __all__ = ["BATCH_SEGMENTS", "PIPELINE_DEPTH", "Progress", "seal_model", "wrap_for_recipients"]
@@ -62,7 +63,6 @@ def _build_header(
     digests: Sequence[str],
     recipients: tuple[_header.Recipient, ...],
 ) -> _header.SealedHeader:
-    placeholder = digests[0] == _PLACEHOLDER_DIGEST
     try:
         return _header.SealedHeader(
             version=_header.FORMAT_VERSION,
@@ -72,9 +72,7 @@ def _build_header(
             model=_header.ModelInfo(
                 name=name,
                 hash=algorithm,
-                manifest_digest=_PLACEHOLDER_DIGEST
-                if placeholder
-                else manifest_digest(bytes.fromhex(d) for d in digests),
+                manifest_digest=manifest_digest(bytes.fromhex(d) for d in digests),
                 files=tuple(
                     _header.FileEntry(path=f.path, size=f.size, digest=d) for f, d in zip(files, digests, strict=True)
                 ),
@@ -96,6 +94,7 @@ def _seal_stream(
     associated_data: bytes,
     algorithm: HashAlgorithm,
     progress: Progress | None,
+    stop: Stop | None = None,
 ) -> str:
     """Encrypt one file into its stream at ``offset``; return its plaintext hex digest."""
     stream_header, key = _segments.new_stream(dek, associated_data)
@@ -107,10 +106,15 @@ def _seal_stream(
     cipher_view = memoryview(bytearray(BATCH_SEGMENTS * _segments.CIPHERTEXT_SEGMENT_SIZE))
     hasher = new_hasher(algorithm)
     pending: list[Future[object] | None] = [None] * PIPELINE_DEPTH
-    with ThreadPoolExecutor(1, thread_name_prefix="ccseal-hash") as hash_thread, entry.source.open("rb", 0) as src:
+    try:
+        source = entry.source.open("rb", 0)
+    except OSError as exc:
+        raise os_error(exc, f"read {entry.source}") from None
+    with ThreadPoolExecutor(1, thread_name_prefix="ccseal-hash") as hash_thread, source as src:
         segment = 0
         slot = 0
         while segment < total_segments:
+            check_stop(stop)
             previous = pending[slot]
             if previous is not None:
                 previous.result()
@@ -188,29 +192,30 @@ def seal_model(
         files=files,
         recipients=wrap_for_recipients(dek, artifact_id, keks),
     )
+    # Every digest is 64 hex characters, so the header written at the end has the reserved length.
     reserved = build_header(digests=[_PLACEHOLDER_DIGEST] * len(files))
     header_length = len(reserved.canonical_json())
-    payload_start = _header.PREAMBLE_SIZE + header_length + _header.MAC_SIZE
-    offsets = [payload_start]
-    for entry in files[:-1]:
-        offsets.append(offsets[-1] + _segments.ciphertext_size(entry.size))
-    pool_size = max(1, min(len(files), workers or os.cpu_count() or 1))
-    with atomic_output_file(output, overwrite) as (fd, _temp):
-        with ThreadPoolExecutor(pool_size, thread_name_prefix="ccseal-file") as pool:
-            futures = [
-                pool.submit(
-                    _seal_stream,
-                    fd,
-                    offset,
-                    entry,
-                    dek,
-                    _header.stream_associated_data(artifact_id, index),
-                    hash_algorithm,
-                    progress,
-                )
-                for index, (entry, offset) in enumerate(zip(files, offsets, strict=True))
-            ]
-            digests = [future.result() for future in futures]
+    if header_length > _header.MAX_HEADER_SIZE:
+        raise ModelInputError(
+            f"the model's header would be {header_length} bytes, over the format's {_header.MAX_HEADER_SIZE}: "
+            "too many files or too long names"
+        )
+    offsets = reserved.stream_offsets(_header.PREAMBLE_SIZE + header_length + _header.MAC_SIZE)
+
+    def seal_file(index: int) -> Callable[[Stop], str]:
+        return lambda stop: _seal_stream(
+            fd,
+            offsets[index],
+            files[index],
+            dek,
+            _header.stream_associated_data(artifact_id, index),
+            hash_algorithm,
+            progress,
+            stop,
+        )
+
+    with atomic_output_file(output, overwrite=overwrite) as fd:
+        digests = run_all([seal_file(index) for index in range(len(files))], workers)
         header = build_header(digests=digests)
         header_bytes = header.canonical_json()
         if len(header_bytes) != header_length:  # pragma: no cover - guarded by fixed-width digests

@@ -381,3 +381,11 @@ def test_id_percent_decoding(raw: bytes) -> None:
     encoded = "".join(f"%{byte:02X}" for byte in raw)
     assert parse_pkcs11_uri(f"pkcs11:id={encoded}").id == raw
     assert parse_pkcs11_uri(f"pkcs11:id={encoded.lower()}").id == raw
+
+
+def test_parsed_uri_repr_never_shows_the_pin() -> None:
+    from ccdeploy.kek.pkcs11 import parse_pkcs11_uri
+
+    parsed = parse_pkcs11_uri("pkcs11:token=t;object=k?module-path=/x.so&pin-value=S3CRETPIN")
+    assert "S3CRETPIN" not in repr(parsed)
+    assert "S3CRETPIN" not in parsed.public
