@@ -22,15 +22,6 @@ class CliState:
         self.json = False
 
 
-def state() -> CliState:
-    """The state object of the running invocation."""
-    ctx = click.get_current_context()
-    obj = ctx.find_object(CliState)
-    if obj is None:  # pragma: no cover - the root group always sets it
-        obj = ctx.ensure_object(CliState)
-    return obj
-
-
 def emit_json(document: dict[str, Any]) -> None:
     """Print one JSON result document on stdout."""
     click.echo(json.dumps(document, indent=2, sort_keys=True))
@@ -41,9 +32,9 @@ def say(text: str) -> None:
     click.echo(text)
 
 
-def progress_enabled(json_output: bool, stdout_is_data: bool = False) -> bool:
-    """Progress bars only for a person watching: stdout a TTY, no --json, stdout not carrying data."""
-    return sys.stdout.isatty() and not json_output and not stdout_is_data
+def progress_enabled(json_output: bool) -> bool:
+    """Progress bars only for a person watching: stdout a TTY and no --json."""
+    return sys.stdout.isatty() and not json_output
 
 
 @contextlib.contextmanager

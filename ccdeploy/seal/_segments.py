@@ -82,6 +82,11 @@ def segment_plaintext_size(index: int, plaintext_size: int) -> int:
     return min(full, plaintext_size - segment_plaintext_start(index))
 
 
+def batch_sizes(first: int, count: int, plaintext_size: int) -> list[int]:
+    """Plaintext bytes carried by segments ``first`` .. ``first + count - 1`` of a stream."""
+    return [segment_plaintext_size(index, plaintext_size) for index in range(first, first + count)]
+
+
 def segment_of_offset(offset: int) -> int:
     """Index of the segment that carries plaintext byte ``offset``."""
     if offset < FIRST_PLAINTEXT_SEGMENT_SIZE:

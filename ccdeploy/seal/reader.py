@@ -130,15 +130,15 @@ class SealedModel:
             raise ArtifactTampered(f"{self.files[index].path}: stream header is malformed") from None
 
     def _decrypt_batch(
-        self, index: int, key: _segments.StreamKey, first: int, count: int, scratch: memoryview, out: memoryview
+        self, index: int, key: _segments.StreamKey, first: int, sizes: list[int], scratch: memoryview, out: memoryview
     ) -> None:
+        """Decrypt segments ``first`` onwards (plaintext ``sizes`` each) into ``out``."""
         entry = self.files[index]
         total = _segments.segment_count(entry.size)
-        sizes = [_segments.segment_plaintext_size(i, entry.size) for i in range(first, first + count)]
         start = self._offsets[index] + _segments.segment_ciphertext_start(first)
-        cipher = self._source.view(start, sum(sizes) + _segments.TAG_SIZE * count, scratch)
+        cipher = self._source.view(start, sum(sizes) + _segments.TAG_SIZE * len(sizes), scratch)
         src = dst = 0
-        for segment, size in zip(range(first, first + count), sizes, strict=True):
+        for segment, size in enumerate(sizes, start=first):
             try:
                 _segments.decrypt_segment_into(
                     key,
@@ -184,12 +184,13 @@ class SealedModel:
             while segment < total:
                 check_stop(stop)
                 count = min(BATCH_SEGMENTS, total - segment)
-                length = sum(_segments.segment_plaintext_size(i, entry.size) for i in range(segment, segment + count))
+                sizes = _segments.batch_sizes(segment, count, entry.size)
+                length = sum(sizes)
                 previous = in_flight[slot]
                 if previous is not None:
                     previous.result()  # the buffer is free again, and a hashing error surfaces here
                 plain = target[offset : offset + length] if target is not None else memoryview(buffers[slot])[:length]
-                self._decrypt_batch(index, key, segment, count, scratch, plain)
+                self._decrypt_batch(index, key, segment, sizes, scratch, plain)
                 in_flight[slot] = hash_thread.submit(hasher.update, plain)
                 if sink is not None:
                     sink(plain)
@@ -301,7 +302,7 @@ class SealedModel:
         size = _segments.segment_plaintext_size(segment, self.files[index].size)
         out = bytearray(size)
         scratch = memoryview(bytearray(size + _segments.TAG_SIZE))
-        self._decrypt_batch(index, key, segment, 1, scratch, memoryview(out))
+        self._decrypt_batch(index, key, segment, [size], scratch, memoryview(out))
         return bytes(out)
 
 

@@ -119,7 +119,7 @@ def _seal_stream(
             if previous is not None:
                 previous.result()
             count = min(BATCH_SEGMENTS, total_segments - segment)
-            sizes = [_segments.segment_plaintext_size(i, entry.size) for i in range(segment, segment + count)]
+            sizes = _segments.batch_sizes(segment, count, entry.size)
             plain = memoryview(plain_buffers[slot])[: sum(sizes)]
             if readinto_exactly(src, plain) != len(plain):
                 raise ModelInputError(f"{entry.source} shrank while it was being sealed")

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-
-from tests.conftest import MakeKek
 
 
 def write_model_dir(root: Path, files: dict[str, bytes]) -> Path:
@@ -37,6 +34,3 @@ def two_file_model(tmp_path: Path) -> Path:
             "config.json": b'{"a": 1}',
         },
     )
-
-
-__all__ = ["MakeKek", "os", "random_bytes", "write_model_dir"]

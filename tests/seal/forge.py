@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import rfc8785
 
@@ -51,7 +50,3 @@ def header_document(data: bytes) -> dict[str, object]:
     old = layout(data)
     doc: dict[str, object] = json.loads(data[_header.PREAMBLE_SIZE : _header.PREAMBLE_SIZE + old.header_length])
     return doc
-
-
-def read(path: Path) -> bytes:
-    return path.read_bytes()

@@ -12,7 +12,8 @@ import pytest
 from ccdeploy.errors import UsageError, WrongKek
 from ccdeploy.kek import KeyWrapper
 from ccdeploy.seal import DekKeyProvider, KekKeyProvider, _segments, open_sealed, read_header, rekey, seal_model
-from tests.seal.conftest import MakeKek, random_bytes
+from tests.conftest import MakeKek
+from tests.seal.conftest import random_bytes
 
 
 def _contents(model: Path) -> dict[str, bytes]:

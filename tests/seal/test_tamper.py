@@ -11,8 +11,9 @@ import pytest
 from ccdeploy.errors import ArtifactCorrupt, ArtifactTampered, CcdError, UnsupportedFormat, WrongKek
 from ccdeploy.kek import KeyWrapper
 from ccdeploy.seal import KekKeyProvider, _header, open_sealed, seal_model
+from tests.conftest import MakeKek
 from tests.seal import forge
-from tests.seal.conftest import MakeKek, random_bytes
+from tests.seal.conftest import random_bytes
 
 
 @pytest.fixture
