@@ -1,0 +1,128 @@
+"""Fetching collateral: the one place in :mod:`attestation` that touches the network or the disk.
+
+Verifiers never fetch by themselves; they take a :class:`Fetcher` argument. ``None`` means offline.
+:class:`HttpFetcher` does plain HTTPS GETs; :class:`CachingFetcher` keeps answers on disk so that repeated
+verifications do not call a rate-limited service (AMD's KDS allows about one request per 10 s per address) again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import httpx
+
+from attestation.errors import FetchFailed
+
+#: Collateral documents are small (certificates, CRLs); anything larger is refused.
+MAX_COLLATERAL_BYTES = 1 << 20
+
+
+class Fetcher(Protocol):
+    """Something that returns the bytes at a URL or raises :class:`~attestation.errors.FetchFailed`."""
+
+    def fetch(self, url: str) -> bytes:
+        """Return the body found at ``url``."""
+        ...
+
+
+class HttpFetcher:
+    """HTTP(S) GET with a timeout, a size cap, and no redirects to other places.
+
+    Args:
+        timeout: Seconds for connecting and for each read.
+        transport: An httpx transport, for tests against a local server or a double.
+    """
+
+    def __init__(self, *, timeout: float = 20.0, transport: httpx.BaseTransport | None = None) -> None:
+        self._client = httpx.Client(timeout=timeout, follow_redirects=False, transport=transport)
+
+    def fetch(self, url: str) -> bytes:
+        try:
+            with self._client.stream("GET", url) as response:
+                if response.status_code == httpx.codes.TOO_MANY_REQUESTS:
+                    retry = response.headers.get("retry-after", "unknown")
+                    raise FetchFailed(f"{url}: rate limited by the server (retry after {retry} s)")
+                if response.status_code != httpx.codes.OK:
+                    raise FetchFailed(f"{url}: HTTP {response.status_code}")
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > MAX_COLLATERAL_BYTES:
+                        raise FetchFailed(f"{url}: answer larger than {MAX_COLLATERAL_BYTES} bytes")
+                return bytes(body)
+        except httpx.HTTPError as exc:
+            raise FetchFailed(f"{url}: {type(exc).__name__}: {exc}") from None
+
+    def close(self) -> None:
+        """Close the underlying connection pool."""
+        self._client.close()
+
+
+class CachingFetcher:
+    """Keep every successful answer of ``inner`` on disk, keyed by URL.
+
+    Args:
+        inner: The fetcher to ask on a cache miss (``None``: cache only, fail with FetchFailed on a miss).
+        directory: Cache directory, created with mode 0700.
+        max_age: Seconds an answer for a URL stays fresh, or ``None`` for forever (immutable documents such as a
+            VCEK for one chip and TCB). Defaults to forever for every URL.
+        clock: Seconds since the epoch; injected for tests.
+    """
+
+    def __init__(
+        self,
+        inner: Fetcher | None,
+        directory: str | os.PathLike[str],
+        *,
+        max_age: Callable[[str], float | None] = lambda _url: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._inner = inner
+        self._directory = Path(directory)
+        self._max_age = max_age
+        self._clock = clock
+
+    def path_for(self, url: str) -> Path:
+        """Where the answer for ``url`` is kept."""
+        return self._directory / hashlib.sha256(url.encode()).hexdigest()
+
+    def fetch(self, url: str) -> bytes:
+        path = self.path_for(url)
+        cached = self._read_fresh(path, self._max_age(url))
+        if cached is not None:
+            return cached
+        if self._inner is None:
+            raise FetchFailed(f"{url}: not in the cache at {self._directory} and fetching is off")
+        body = self._inner.fetch(url)
+        self._store(path, body)
+        return body
+
+    def _read_fresh(self, path: Path, max_age: float | None) -> bytes | None:
+        try:
+            if max_age is not None and self._clock() - path.stat().st_mtime > max_age:
+                return None
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise FetchFailed(f"cache entry {path}: {exc.strerror}") from None
+
+    def _store(self, path: Path, body: bytes) -> None:
+        try:
+            self._directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self._directory, prefix=".part-")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(body)
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise FetchFailed(f"cannot write the cache entry {path}: {exc.strerror}") from None

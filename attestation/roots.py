@@ -1,0 +1,48 @@
+"""Pinned trust roots, shipped as package data (see ``attestation/trust/README.md`` for sources and fingerprints).
+
+Loading package data is the only file access in :mod:`attestation` besides the opt-in fetch cache; it happens
+here, at the edge, never inside a verifier. Every root can be replaced by the caller (``roots=`` of
+:func:`attestation.verify`, ``--root`` on the CLI).
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+
+from cryptography import x509
+
+from attestation._x509 import is_self_signed, load_certificates
+from attestation.claims import Tee
+
+_TRUST_FILES: dict[Tee, tuple[str, ...]] = {
+    Tee.NITRO: ("aws-nitro-enclaves-root-g1.pem",),
+    Tee.SEV_SNP: ("amd-milan-ask-ark-asvk.pem", "amd-genoa-ask-ark-asvk.pem", "amd-turin-ask-ark-asvk.pem"),
+}
+
+
+@functools.cache
+def _pinned(tee: Tee) -> tuple[x509.Certificate, ...]:
+    certs: list[x509.Certificate] = []
+    for name in _TRUST_FILES.get(tee, ()):
+        data = resources.files("attestation").joinpath("trust", name).read_bytes()
+        certs.extend(load_certificates(data, f"pinned trust file {name}"))
+    return tuple(certs)
+
+
+def pinned_roots(tee: Tee) -> tuple[x509.Certificate, ...]:
+    """The self-signed trust anchors pinned for ``tee`` (AWS Nitro Enclaves Root G1; AMD ARK per product)."""
+    return tuple(cert for cert in _pinned(tee) if is_self_signed(cert))
+
+
+def pinned_intermediates(tee: Tee) -> tuple[x509.Certificate, ...]:
+    """CA certificates pinned for ``tee`` that are not anchors (AMD ASK and ASVK per product)."""
+    return tuple(cert for cert in _pinned(tee) if not is_self_signed(cert))
+
+
+def split_roots(
+    certs: tuple[x509.Certificate, ...],
+) -> tuple[tuple[x509.Certificate, ...], tuple[x509.Certificate, ...]]:
+    """Split a caller's bundle into (self-signed anchors, other CA certificates)."""
+    anchors = tuple(cert for cert in certs if is_self_signed(cert))
+    return anchors, tuple(cert for cert in certs if not is_self_signed(cert))
