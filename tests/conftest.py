@@ -47,6 +47,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.longrepr = f"skipped under CI=true, which allows no skips: {report.longrepr}"
 
 
+@pytest.fixture(scope="session")
+def vectors() -> Path:
+    """``../shared/vectors``: real evidence from other projects, with the verdicts in its MANIFEST.md."""
+    path = SHARED / "vectors"
+    if not (path / "MANIFEST.md").is_file():
+        missing_component("the shared test vectors (../shared/vectors)", "a checkout with ../shared beside it")
+    return path
+
+
 @pytest.fixture
 def make_kek(tmp_path: Path) -> MakeKek:
     """Create a fresh file KEK named ``name`` in the test's directory."""
