@@ -1,0 +1,139 @@
+"""Reference values: what verified claims are expected to say, loaded from YAML and validated once.
+
+Example (every section optional; a section that is present is enforced in full)::
+
+    allow_debug: false
+    nitro:
+      pcrs:
+        0: e72a46ca…   # one value, or a list of accepted values
+        1: [0343b056…, 1234…]
+    sev_snp:
+      measurement: [b07af962…]
+      minimum_tcb: {bootloader: 2, tee: 0, snp: 5, microcode: 68}
+      policy: {smt: false, migrate_ma: false}
+      maximum_vmpl: 0
+      chip_ids: [3ac3fe21…]
+      host_data: 0000…
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from attestation.errors import AttestationError
+
+
+class ReferenceValuesInvalid(AttestationError):
+    """A reference-values file cannot be read or does not match the schema (a usage error, exit 2)."""
+
+    check = "reference-values"
+    exit_code = 2
+
+
+def _hex_bytes(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("expected a hex string")
+    text = value.strip().lower().removeprefix("0x")
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise ValueError("not a hex string") from None
+
+
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, str | bytes) else value
+
+
+Hex = Annotated[bytes, BeforeValidator(_hex_bytes)]
+HexChoices = Annotated[tuple[Hex, ...], BeforeValidator(_one_or_many), Field(min_length=1)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class NitroReference(_Strict):
+    """Expected Nitro PCRs (index → accepted 48-byte SHA-384 values)."""
+
+    pcrs: Mapping[Annotated[int, Field(ge=0, le=31)], HexChoices] = Field(min_length=1)
+
+
+class SnpTcb(_Strict):
+    """Minimum security-version numbers of an SEV-SNP TCB (``fmc`` applies to Turin only)."""
+
+    bootloader: int = Field(0, ge=0, le=255)
+    tee: int = Field(0, ge=0, le=255)
+    snp: int = Field(0, ge=0, le=255)
+    microcode: int = Field(0, ge=0, le=255)
+    fmc: int | None = Field(None, ge=0, le=255)
+
+
+class SnpPolicy(_Strict):
+    """Guest-policy bits that must have the given value (unset: not checked). Debug is governed by allow_debug."""
+
+    smt: bool | None = None
+    migrate_ma: bool | None = None
+    single_socket: bool | None = None
+    cxl_allow: bool | None = None
+    mem_aes_256_xts: bool | None = None
+    rapl_dis: bool | None = None
+    ciphertext_hiding: bool | None = None
+    page_swap_disable: bool | None = None
+    minimum_abi: tuple[int, int] | None = Field(None, description="(major, minor) the policy must at least require")
+
+
+class SnpReference(_Strict):
+    """Expected values of an AMD SEV-SNP report."""
+
+    measurement: HexChoices | None = None
+    minimum_tcb: SnpTcb | None = None
+    policy: SnpPolicy | None = None
+    maximum_vmpl: int | None = Field(None, ge=0, le=3)
+    chip_ids: HexChoices | None = None
+    host_data: Hex | None = None
+    id_key_digests: HexChoices | None = None
+    author_key_digests: HexChoices | None = None
+    family_id: Hex | None = None
+    image_id: Hex | None = None
+    minimum_guest_svn: int | None = Field(None, ge=0)
+
+
+class ReferenceValues(_Strict):
+    """Expected values per platform, and whether a debug-mode TEE is acceptable (never by default)."""
+
+    allow_debug: bool = False
+    nitro: NitroReference | None = None
+    sev_snp: SnpReference | None = Field(None, alias="sev-snp")
+
+    @classmethod
+    def from_yaml(cls, text: str | bytes) -> ReferenceValues:
+        """Parse YAML text; raise :class:`ReferenceValuesInvalid` with every problem listed."""
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ReferenceValuesInvalid(f"reference values are not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ReferenceValuesInvalid("reference values must be a YAML mapping")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors(include_url=False)
+            )
+            raise ReferenceValuesInvalid(f"reference values do not match the schema: {problems}") from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> ReferenceValues:
+        """Read and parse a YAML file (this is the only file access of the appraisal path)."""
+        try:
+            text = Path(path).read_bytes()
+        except OSError as exc:
+            raise ReferenceValuesInvalid(f"cannot read reference values {path}: {exc.strerror}") from None
+        return cls.from_yaml(text)
