@@ -1,19 +1,20 @@
 """Reference values: what verified claims are expected to say, loaded from YAML and validated once.
 
-Example (every section optional; a section that is present is enforced in full)::
+Example (every section optional; a section that is present is enforced in full; quote hex values, since YAML
+reads an unquoted run of digits as a number)::
 
     allow_debug: false
     nitro:
       pcrs:
-        0: e72a46ca…   # one value, or a list of accepted values
-        1: [0343b056…, 1234…]
+        0: 'e72a46ca…'   # one value, or a list of accepted values
+        1: ['0343b056…', '1234…']
     sev_snp:
-      measurement: [b07af962…]
+      measurement: ['b07af962…']
       minimum_tcb: {bootloader: 2, tee: 0, snp: 5, microcode: 68}
       policy: {smt: false, migrate_ma: false}
       maximum_vmpl: 0
-      chip_ids: [3ac3fe21…]
-      host_data: 0000…
+      chip_ids: ['3ac3fe21…']
+      host_data: '0000…'
 """
 
 from __future__ import annotations

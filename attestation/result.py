@@ -52,6 +52,12 @@ class VerificationResult:
     error: AttestationError | None
     appraisal: Appraisal | None
 
+    @classmethod
+    def failed(cls, tee: Tee, error: AttestationError) -> VerificationResult:
+        """The result of a verification that stopped at ``error`` (invalid, or unverifiable for CouldNotVerify)."""
+        verdict: Verdict = "unverifiable" if isinstance(error, CouldNotVerify) else "invalid"
+        return cls(verdict, tee, None, (CheckResult(error.check, False, error.message),), error, None)
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract of ``ccdeploy attest verify --json``."""
         return {
@@ -94,13 +100,11 @@ def verify_and_appraise(
             unsafe_allow_simulator_roots=unsafe_allow_simulator_roots,
         )
     except AttestationError as failure:
-        verdict: Verdict = "unverifiable" if isinstance(failure, CouldNotVerify) else "invalid"
-        failed = CheckResult(failure.check, False, failure.message)
-        return VerificationResult(verdict, tee, None, (failed,), failure, None)
+        return VerificationResult.failed(tee, failure)
     appraisal = appraise(claims, reference_values, nonce=nonce, allow_debug=allow_debug)
     checks = _verifier_checks(claims, at) + appraisal.results
     violation = appraisal.error()
-    verdict = "verified" if violation is None else "invalid"
+    verdict: Verdict = "verified" if violation is None else "invalid"
     return VerificationResult(verdict, tee, claims, checks, violation, appraisal)
 
 
