@@ -30,11 +30,13 @@ def _pinned(tee: Tee) -> tuple[x509.Certificate, ...]:
     return tuple(certs)
 
 
+@functools.cache
 def pinned_roots(tee: Tee) -> tuple[x509.Certificate, ...]:
     """The self-signed trust anchors pinned for ``tee`` (AWS Nitro Enclaves Root G1; AMD ARK per product)."""
     return tuple(cert for cert in _pinned(tee) if is_self_signed(cert))
 
 
+@functools.cache
 def pinned_intermediates(tee: Tee) -> tuple[x509.Certificate, ...]:
     """CA certificates pinned for ``tee`` that are not anchors (AMD ASK and ASVK per product)."""
     return tuple(cert for cert in _pinned(tee) if not is_self_signed(cert))
