@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.utils import CryptographyDeprecationWarning
 
@@ -20,35 +21,58 @@ SIMULATOR_ORGANIZATION = "ccdeploy evidence simulator - NOT A TEE"
 _PEM_BEGIN = b"-----BEGIN CERTIFICATE-----"
 
 
-def load_certificate_der(der: bytes, what: str) -> x509.Certificate:
-    """Parse one DER certificate, tolerating the non-positive serial numbers AMD's VCEKs carry.
+#: What cryptography raises on a malformed certificate. Some fields are parsed lazily, so a bad one surfaces only on
+#: first access, as one of these (found by fuzzing; several are not ValueErrors) or only as a warning (a
+#: three-letter country code), which the loaders turn into an error.
+_CERTIFICATE_PARSE_ERRORS = (
+    ValueError,
+    TypeError,
+    UnsupportedAlgorithm,
+    x509.InvalidVersion,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+    Warning,
+)
 
-    cryptography warns (and plans to refuse) on serial number 0; every real VCEK/VLEK has it, so the warning
-    is silenced here, in one place, and covered by a regression test.
-    """
+
+@contextlib.contextmanager
+def _parsing(what: str) -> Iterator[None]:
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-            cert = x509.load_der_x509_certificate(der)
-            cert.serial_number  # noqa: B018  (the warning is raised lazily, on first access)
-    except ValueError as exc:
-        raise MalformedEvidence(f"{what} is not a DER X.509 certificate: {exc}") from None
+            warnings.simplefilter("error")
+            # Every real AMD VCEK/VLEK has serial number 0, which cryptography deprecates (RFC 5280 wants a positive
+            # serial) and warns about on access. It is tolerated here, in one place, and covered by a regression test.
+            warnings.filterwarnings("ignore", category=CryptographyDeprecationWarning, message=".*serial")
+            yield
+    except _CERTIFICATE_PARSE_ERRORS as exc:
+        raise MalformedEvidence(f"{what} is not a DER X.509 certificate that parses: {exc}") from None
+
+
+def _touch(cert: x509.Certificate) -> x509.Certificate:
+    """Parse the lazily decoded fields now, so a malformed certificate fails here with a typed error."""
+    cert.serial_number  # noqa: B018
+    cert.subject.rfc4514_string()
+    cert.issuer.rfc4514_string()
+    cert.extensions  # noqa: B018
+    cert.public_key()
     return cert
+
+
+def load_certificate_der(der: bytes, what: str) -> x509.Certificate:
+    """Parse one DER certificate completely, or raise :class:`MalformedEvidence`.
+
+    Tolerates the serial number 0 of AMD's VCEKs (see :func:`_parsing`).
+    """
+    with _parsing(what):
+        return _touch(x509.load_der_x509_certificate(der))
 
 
 def load_certificates(data: bytes, what: str) -> tuple[x509.Certificate, ...]:
     """Parse a PEM bundle (any number of certificates, any order) or a single DER certificate."""
-    if _PEM_BEGIN in data:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-                certs = tuple(x509.load_pem_x509_certificates(data))
-                for cert in certs:
-                    cert.serial_number  # noqa: B018
-        except ValueError as exc:
-            raise MalformedEvidence(f"{what} holds a PEM block that is not a certificate: {exc}") from None
-        return certs
-    return (load_certificate_der(data, what),)
+    if _PEM_BEGIN not in data:
+        return (load_certificate_der(data, what),)
+    with _parsing(what):
+        return tuple(_touch(cert) for cert in x509.load_pem_x509_certificates(data))
 
 
 def fingerprint(cert: x509.Certificate) -> str:

@@ -88,7 +88,10 @@ def verify(
     Raises:
         attestation.errors.EvidenceInvalid: The evidence is not acceptable (exit 1 on the CLI).
         attestation.errors.CouldNotVerify: Collateral is missing or could not be fetched (exit 3).
+        ValueError: ``at`` is a naive datetime (a programming error, not a verdict).
     """
+    if at is not None and at.utcoffset() is None:
+        raise ValueError("at must be a timezone-aware datetime")
     verifier = verifier_for(tee)
     anchors = tuple(roots) if roots is not None else pinned_roots(verifier.tee)
     supplied = collateral if collateral is not None else Collateral()

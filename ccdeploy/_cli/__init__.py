@@ -9,6 +9,7 @@ import click
 
 from ccdeploy import __version__
 from ccdeploy._cli._output import CliState
+from ccdeploy._cli.attest import attest
 from ccdeploy._cli.kek import kek
 from ccdeploy._cli.seal import inspect, rekey, seal, unseal
 from ccdeploy.errors import EXIT_USAGE, CcdError
@@ -29,13 +30,15 @@ cli.add_command(unseal)
 cli.add_command(inspect)
 cli.add_command(rekey)
 cli.add_command(kek)
+cli.add_command(attest)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the process exit code (0 done, 1 decision, 2 usage, 3 could not check)."""
     state = CliState()
     try:
-        cli.main(args=argv, prog_name="ccdeploy", standalone_mode=False, obj=state)
+        # Without standalone mode click returns (not raises) the code of a command's click.exceptions.Exit.
+        returned = cli.main(args=argv, prog_name="ccdeploy", standalone_mode=False, obj=state)
     except CcdError as error:
         if state.json:
             document = {"ok": False, "error": {"type": type(error).__name__, "message": error.diagnostics()}}
@@ -50,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as error:
         error.show()
         return EXIT_USAGE
-    return 0
+    return returned if isinstance(returned, int) else 0
 
 
 def entry_point() -> None:  # pragma: no cover - thin console-script wrapper

@@ -66,7 +66,7 @@ def test_nitro_document_verifies_at_its_timestamp(
 def test_nitro_document_is_invalid_after_the_leaf_expired(
     vectors: Path, capsys: pytest.CaptureFixture[str], at: str | None
 ) -> None:
-    args = ["--at", at] if at else []  # no --at: now, years after expiry
+    args: list[str | Path] = ["--at", at] if at else []  # no --at: now, years after expiry
     code, doc = attest(capsys, "verify", vectors / "aws-nitro/blocky-nitrite-2024-09-07.b64", "--type", "nitro", *args)
     check_shape(doc)
     assert (code, doc["verdict"], doc["error"]["type"], doc["claims"]) == (1, "invalid", "Expired", None)
@@ -97,7 +97,7 @@ def test_nitro_debug_document_needs_allow_debug(vectors: Path, capsys: pytest.Ca
 
 def test_nitro_nonce_and_reference_values(vectors: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     evidence = vectors / "aws-nitro/blocky-nitrite-2024-09-07.cbor"
-    base = ["verify", evidence, "--type", "nitro", "--at", NITRO_T]
+    base: list[str | Path] = ["verify", evidence, "--type", "nitro", "--at", NITRO_T]
     assert attest(capsys, *base, "--nonce", "01" * 1024)[0] == 0
     code, doc = attest(capsys, *base, "--nonce", "02" * 16)
     assert (code, doc["error"]["type"]) == (1, "NonceMismatch")
@@ -133,7 +133,7 @@ def test_nitro_with_a_wrong_root(vectors: Path, capsys: pytest.CaptureFixture[st
 
 # --- AMD SEV-SNP (MANIFEST §3) -------------------------------------------------------------------------------------
 
-SNP_ROWS = {
+SNP_ROWS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
     "gosevguest": (
         "gosevguest-milan-report.bin",
         "gosevguest-milan-vcek.der",
@@ -142,6 +142,7 @@ SNP_ROWS = {
             "version": 2,
             "guest_svn": 0,
             "policy": 0xB0000,
+            "debug": True,
             "vmpl": 0,
             "report_data": "0102030405" + "00" * 59,
             "measurement": "b07af9620f3b839b47996422ddec6058338951d984e312115131ea82705eaf5b6bdf8a9ece31a5a608eb0cf2e4872b01",
@@ -157,6 +158,7 @@ SNP_ROWS = {
             "version": 2,
             "guest_svn": 4,
             "policy": 0x3001F,
+            "debug": False,
             "vmpl": None,
             "report_data": "ec6c52d7533cc2c4f45be7849cf112ab82b2009fe7bd43e71ed08c14400ad7e2" + "00" * 32,
             "measurement": "a1f3930413247bb38cfc171579ea3c12d5fe4901f0c792f63fd75d98f1ef827c23500644e0e692e6be917f9050d3d38c",
@@ -173,9 +175,8 @@ SNP_ROWS = {
 def test_snp_report_verifies(vectors: Path, capsys: pytest.CaptureFixture[str], row: str, with_chain: bool) -> None:
     report, vcek, bundle, expected = SNP_ROWS[row]
     snp = vectors / "amd-sev-snp"
-    chain = ["--chain", snp / bundle] if with_chain else []  # without: the pinned ASK/ARK
-    code, doc = attest(
-        capsys,
+    chain: list[str | Path] = ["--chain", snp / bundle] if with_chain else []  # without: the pinned ASK/ARK
+    args: list[str | Path] = [
         "verify",
         snp / report,
         "--type",
@@ -186,8 +187,15 @@ def test_snp_report_verifies(vectors: Path, capsys: pytest.CaptureFixture[str], 
         snp / vcek,
         *chain,
         "--offline",
-    )
+    ]
+    code, doc = attest(capsys, *args)
     check_shape(doc)
+    if expected["debug"]:
+        # go-sev-guest's report has policy 0xB0000: bit 19 (DEBUG) is set. Signature and chain verify (claims are
+        # reported) but a debug guest is refused unless allowed.
+        assert (code, doc["verdict"], doc["error"]["type"]) == (1, "invalid", "DebugNotAllowed")
+        assert doc["claims"]["debug"] is True
+        code, doc = attest(capsys, *args, "--allow-debug")
     assert (code, doc["verdict"], doc["error"]) == (0, "verified", None), doc["error"]
     claims = doc["claims"]
     assert claims["platform"] == "amd-sev-snp/Milan"
@@ -213,7 +221,7 @@ def test_snp_report_is_invalid_outside_the_vcek_window(
 ) -> None:
     report, vcek, _bundle, _expected = SNP_ROWS[row]
     snp = vectors / "amd-sev-snp"
-    base = ["verify", snp / report, "--type", "sev-snp", "--signing-cert", snp / vcek, "--offline"]
+    base: list[str | Path] = ["verify", snp / report, "--type", "sev-snp", "--signing-cert", snp / vcek, "--offline"]
     code, doc = attest(capsys, *base, "--at", "2031-01-01T00:00:00Z")
     assert (code, doc["error"]["type"]) == (1, "Expired")
     code, doc = attest(capsys, *base, "--at", "2021-01-01T00:00:00Z")
@@ -222,7 +230,7 @@ def test_snp_report_is_invalid_outside_the_vcek_window(
 
 def test_snp_report_nonce_is_report_data(vectors: Path, capsys: pytest.CaptureFixture[str]) -> None:
     snp = vectors / "amd-sev-snp"
-    base = [
+    base: list[str | Path] = [
         "verify",
         snp / "trustee-milan-vcek-report.bin",
         "--type",
@@ -231,6 +239,7 @@ def test_snp_report_nonce_is_report_data(vectors: Path, capsys: pytest.CaptureFi
         SNP_T,
         "--signing-cert",
         snp / "trustee-milan-vcek.der",
+        "--offline",
     ]
     nonce = "ec6c52d7533cc2c4f45be7849cf112ab82b2009fe7bd43e71ed08c14400ad7e2"
     assert attest(capsys, *base, "--nonce", nonce)[0] == 0
