@@ -51,8 +51,9 @@ def _parsing(what: str) -> Iterator[None]:
 def _touch(cert: x509.Certificate) -> x509.Certificate:
     """Parse the lazily decoded fields now, so a malformed certificate fails here with a typed error."""
     cert.serial_number  # noqa: B018
-    cert.subject.rfc4514_string()
-    cert.issuer.rfc4514_string()
+    for name in (cert.subject, cert.issuer):
+        for attribute in name:
+            attribute.value  # noqa: B018
     cert.extensions  # noqa: B018
     cert.public_key()
     return cert

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +25,6 @@ class Collateral:
 
     def with_certificates(self, extra: tuple[x509.Certificate, ...]) -> Collateral:
         """A copy with ``extra`` appended to the candidate intermediates (duplicates dropped)."""
-        sha256 = hashes.SHA256()
-        known = {cert.fingerprint(sha256) for cert in self.certificates}
-        added = tuple(cert for cert in extra if cert.fingerprint(sha256) not in known)
+        known = set(self.certificates)  # certificates compare (and hash) by their DER encoding
+        added = tuple(cert for cert in extra if cert not in known)
         return Collateral(self.certificates + added, self.signing_cert, self.crls)

@@ -26,7 +26,6 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyBuilder, Store, VerificationError
 
 from attestation import _cbor
@@ -394,10 +393,6 @@ def _p384_key(leaf: x509.Certificate) -> ec.EllipticCurvePublicKey:
     return key
 
 
-def _der_of(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(Encoding.DER)
-
-
 def _check_chain(
     leaf: x509.Certificate,
     bundle: tuple[x509.Certificate, ...],
@@ -413,10 +408,10 @@ def _check_chain(
 
 
 def _check_root_first(bundle: tuple[x509.Certificate, ...], roots: Sequence[x509.Certificate]) -> None:
-    trusted = {_der_of(root) for root in roots}
-    if _der_of(bundle[0]) in trusted:
+    trusted = set(roots)  # certificates compare and hash by their DER encoding
+    if bundle[0] in trusted:
         return
-    positions = [i for i, cert in enumerate(bundle) if _der_of(cert) in trusted]
+    positions = [i for i, cert in enumerate(bundle) if cert in trusted]
     if positions:
         raise BadChain(
             f"cabundle is out of order: the trusted root is at position {positions[0]}, but Nitro documents list "
@@ -474,7 +469,7 @@ def _validate_path(
         chain = verifier.verify(leaf, list(bundle[1:])).chain
     except (VerificationError, ValueError) as exc:
         raise BadChain(f"the certificate chain does not validate: {exc}") from None
-    if [_der_of(cert) for cert in chain] != [_der_of(cert) for cert in (leaf, *reversed(bundle))]:
+    if list(chain) != [leaf, *reversed(bundle)]:
         raise BadChain("the validated path is not the document's cabundle (it holds certificates off the path)")
 
 
