@@ -21,7 +21,7 @@ from attestation.collateral import Collateral
 from attestation.errors import AttestationError, CouldNotVerify
 from attestation.fetch import Fetcher
 from attestation.reference import ReferenceValues
-from attestation.verify import verify
+from attestation.verify import Verifier, verify
 
 Verdict = Literal["verified", "invalid", "unverifiable"]
 
@@ -83,6 +83,7 @@ def verify_and_appraise(
     reference_values: ReferenceValues | None = None,
     nonce: bytes | None = None,
     allow_debug: bool = False,
+    verifier: Verifier | None = None,
 ) -> VerificationResult:
     """Run :func:`attestation.verify` then :func:`attestation.appraise` and collect a result.
 
@@ -98,6 +99,7 @@ def verify_and_appraise(
             collateral=collateral,
             fetcher=fetcher,
             unsafe_allow_simulator_roots=unsafe_allow_simulator_roots,
+            verifier=verifier,
         )
     except AttestationError as failure:
         return VerificationResult.failed(tee, failure)

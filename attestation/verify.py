@@ -70,6 +70,7 @@ def verify(
     collateral: Collateral | None = None,
     fetcher: Fetcher | None = None,
     unsafe_allow_simulator_roots: bool = False,
+    verifier: Verifier | None = None,
 ) -> Claims:
     """Verify ``evidence`` of type ``tee`` and return its TEE-neutral claims.
 
@@ -84,6 +85,8 @@ def verify(
         fetcher: Used to fetch missing collateral (e.g. a VCEK from AMD KDS); ``None`` means offline.
         unsafe_allow_simulator_roots: Accept chains that end in an :mod:`attestation.simulator` root. Simulator
             evidence proves nothing about real hardware; never set this outside tests and demos.
+        verifier: A configured verifier for ``tee`` (e.g. ``SevSnpVerifier(kds_base_url=..., fetch_crls=True)``);
+            default: the registered one with its defaults.
 
     Raises:
         attestation.errors.EvidenceInvalid: The evidence is not acceptable (exit 1 on the CLI).
@@ -92,7 +95,10 @@ def verify(
     """
     if at is not None and at.utcoffset() is None:
         raise ValueError("at must be a timezone-aware datetime")
-    verifier = verifier_for(tee)
+    if verifier is None:
+        verifier = verifier_for(tee)
+    elif verifier.tee is not Tee(tee):
+        raise ValueError(f"a {verifier.tee.value} verifier cannot verify {Tee(tee).value} evidence")
     anchors = tuple(roots) if roots is not None else pinned_roots(verifier.tee)
     supplied = collateral if collateral is not None else Collateral()
     return verifier.verify(

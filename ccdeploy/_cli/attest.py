@@ -35,7 +35,9 @@ from attestation import (
 )
 from attestation.claims import jsonable, rfc3339
 from attestation.ear import SigningKey, attestation_result, sign_ear
+from attestation.tee.sev_snp import SevSnpVerifier
 from attestation.tee.sev_snp.kds import KDS_URL, kds_cache_max_age
+from attestation.verify import Verifier
 from ccdeploy import __version__
 from ccdeploy._cli._output import emit_json, json_option, say
 from ccdeploy.errors import EXIT_COULD_NOT_CHECK, EXIT_DECISION, DecisionError, UsageError
@@ -85,6 +87,11 @@ def _collateral_options(func: F) -> F:
             help="Check the chain against this CRL (DER or PEM; repeatable).",
         ),
         click.option("--offline", is_flag=True, help="Never fetch collateral (SEV-SNP: the VCEK from AMD KDS)."),
+        click.option(
+            "--check-revocation",
+            is_flag=True,
+            help="SEV-SNP: also fetch the ARK's CRL from KDS (unless --crl is given) and fail closed without it.",
+        ),
         click.option(
             "--kds-url", default=KDS_URL, show_default=True, help="Base URL of AMD's Key Distribution Service."
         ),
@@ -224,6 +231,7 @@ def _run(
         roots=roots,
         collateral=_collateral(options),
         fetcher=_fetcher(options) if tee is Tee.SEV_SNP else None,
+        verifier=_verifier(tee, options),
         unsafe_allow_simulator_roots=options["unsafe_trust_simulator_root"],
         reference_values=reference_values,
         nonce=nonce,
@@ -247,21 +255,15 @@ def _fetcher(options: Mapping[str, Any]) -> Fetcher | None:
     if options["offline"]:
         return None
     cache = options["cache_dir"] or _default_cache_dir()
-    return _RebasedFetcher(
-        CachingFetcher(HttpFetcher(), cache, max_age=kds_cache_max_age), KDS_URL, options["kds_url"].rstrip("/")
-    )
+    return CachingFetcher(HttpFetcher(), cache, max_age=kds_cache_max_age)
 
 
-class _RebasedFetcher:
-    """Send requests for ``KDS_URL`` to another base (a mirror, or a local test server)."""
-
-    def __init__(self, inner: Fetcher, default_base: str, base: str) -> None:
-        self._inner, self._default, self._base = inner, default_base, base
-
-    def fetch(self, url: str) -> bytes:
-        if url.startswith(self._default):
-            url = self._base + url[len(self._default) :]
-        return self._inner.fetch(url)
+def _verifier(tee: Tee, options: Mapping[str, Any]) -> Verifier | None:
+    if tee is not Tee.SEV_SNP:
+        return None
+    if options["check_revocation"] and options["offline"] and not options["crl_files"]:
+        raise UsageError("--check-revocation fetches AMD's CRL: give --crl FILE instead when --offline")
+    return SevSnpVerifier(kds_base_url=options["kds_url"], fetch_crls=options["check_revocation"])
 
 
 def _default_cache_dir() -> Path:
