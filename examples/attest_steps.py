@@ -69,3 +69,42 @@ def nitro(work: Path, model_digest: str, proved: Any) -> None:
     code, result = attest("verify", debug, "--type", "nitro", *trusted)
     assert (code, result["error"]["type"]) == (1, "DebugNotAllowed"), result
     proved("a debug-mode enclave (PCR0-2 zero): invalid (DebugNotAllowed) unless --allow-debug")
+
+
+def sev_snp(work: Path, model_digest: str, proved: Any) -> None:
+    """A simulated SEV-SNP guest (Genoa, report version 5): chain, TCB binding, reference values, tampering."""
+    from cryptography.hazmat.primitives.serialization import Encoding  # noqa: PLC0415
+
+    from attestation.simulator.snp import SnpSimulator  # noqa: PLC0415
+
+    simulator = SnpSimulator.create(product="Genoa", at=datetime.now(UTC), rsa_key_size=2048)
+    measurement = hashlib.sha384(b"guest image for " + bytes.fromhex(model_digest)).digest()
+    nonce = hashlib.sha256(b"demo challenge 2").digest()
+    evidence = simulator.report(measurement=measurement, report_data=nonce.ljust(64, b"\0"))
+    report = work / "snp-report.bin"
+    report.write_bytes(evidence.report)
+    vcek = work / "vcek.pem"
+    vcek.write_bytes(evidence.signing_cert.public_bytes(Encoding.PEM))
+    chain = work / "ask-ark.pem"
+    chain.write_bytes(simulator.chain_pem("vcek"))
+    ark = work / "sim-ark.pem"
+    ark.write_bytes(simulator.ark.public_bytes(Encoding.PEM))
+    refs = work / "snp-reference.yaml"
+    refs.write_text(
+        f"sev-snp:\n  measurement: '{measurement.hex()}'\n  maximum_vmpl: 0\n  policy: {{migrate_ma: false}}\n"
+    )
+    collateral = ("--signing-cert", vcek, "--chain", chain, "--root", ark, "--unsafe-trust-simulator-root", "--offline")
+    code, result = attest(
+        "verify", report, "--type", "sev-snp", *collateral, "--nonce", nonce.hex(), "--reference", refs
+    )
+    assert (code, result["verdict"]) == (0, "verified"), result
+    claims = result["claims"]
+    proved(f"{claims['platform']}, report v{claims['vendor']['version']}, TCB {claims['tcb']}: verified offline")
+    tampered = work / "snp-tampered.bin"
+    tampered.write_bytes(evidence.report[:0x90] + bytes([evidence.report[0x90] ^ 1]) + evidence.report[0x91:])
+    code, result = attest("verify", tampered, "--type", "sev-snp", *collateral)
+    assert (code, result["error"]["type"]) == (1, "BadSignature"), result
+    proved("one flipped bit of MEASUREMENT: invalid (BadSignature)")
+    code, result = attest("verify", report, "--type", "sev-snp", "--at", "2030-01-01T00:00:00Z", "--offline")
+    assert (code, result["verdict"], result["error"]["type"]) == (3, "unverifiable", "CollateralMissing"), result
+    proved("no VCEK and --offline: unverifiable (exit 3), never 'verified'")

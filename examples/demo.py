@@ -124,6 +124,9 @@ def main() -> int:
 
         step(8, "Attestation: a simulated Nitro enclave, checked by the real verifier (ccdeploy attest verify)")
         attest_steps.nitro(work, digests[model_path.name], proved)
+
+        step(9, "Attestation: a simulated AMD SEV-SNP guest, checked by the real verifier")
+        attest_steps.sev_snp(work, digests[model_path.name], proved)
     print(
         "\ndemo complete: seal -> inspect -> tamper/wrong-key refused -> unseal in memory -> inference"
         " -> multi-file model with external data -> attestation verified and appraised"
