@@ -82,6 +82,8 @@ def appraise(
         allow_debug: Accept a debug-mode TEE (its memory is readable by the host). Also allowed by
             ``reference_values.allow_debug``.
     """
+    if nonce is not None and not nonce:
+        raise ValueError("an empty nonce binds nothing; pass None to skip the nonce check")
     refs = reference_values
     results = [_debug(claims, allow_debug or (refs is not None and refs.allow_debug))]
     if nonce is not None:
@@ -102,6 +104,8 @@ def _debug(claims: Claims, allowed: bool) -> CheckResult:
 
 
 def _nonce(claims: Claims, nonce: bytes) -> CheckResult:
+    if claims.tee is Tee.NITRO and claims.nonce is None:
+        return CheckResult("nonce", False, "the document carries no nonce", NonceMismatch)
     if claims.nonce is not None:
         ok = claims.nonce == nonce
         where = "the nonce field"

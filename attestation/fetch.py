@@ -72,6 +72,8 @@ class CachingFetcher:
         directory: Cache directory, created with mode 0700.
         max_age: Seconds an answer for a URL stays fresh, or ``None`` for forever (immutable documents such as a
             VCEK for one chip and TCB). Defaults to forever for every URL.
+        validate: Called with (url, body) before an answer is stored; raises FetchFailed for an answer that must not
+            be kept (an HTML error page served with status 200, say), so a bad answer is never cached forever.
         clock: Seconds since the epoch; injected for tests.
     """
 
@@ -81,11 +83,13 @@ class CachingFetcher:
         directory: str | os.PathLike[str],
         *,
         max_age: Callable[[str], float | None] = lambda _url: None,
+        validate: Callable[[str, bytes], None] = lambda _url, _body: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._inner = inner
         self._directory = Path(directory)
         self._max_age = max_age
+        self._validate = validate
         self._clock = clock
 
     def path_for(self, url: str) -> Path:
@@ -100,6 +104,7 @@ class CachingFetcher:
         if self._inner is None:
             raise FetchFailed(f"{url}: not in the cache at {self._directory} and fetching is off")
         body = self._inner.fetch(url)
+        self._validate(url, body)
         self._store(path, body)
         return body
 

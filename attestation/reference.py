@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from attestation.errors import AttestationError
 
@@ -60,13 +60,33 @@ class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
+class _NotEmpty(_Strict):
+    """A section that, when present, must set something: an empty section would check nothing (fail closed)."""
+
+    @model_validator(mode="after")
+    def _sets_something(self) -> Self:
+        if not self.model_fields_set:
+            raise ValueError("this section is empty: it would check nothing; remove it or set an expected value")
+        return self
+
+
+def _unique_indices(value: Any) -> Any:
+    if isinstance(value, dict):
+        indices = [str(key).strip() for key in value]
+        if len(set(indices)) != len(indices):
+            raise ValueError("a PCR index is given twice")
+    return value
+
+
 class NitroReference(_Strict):
     """Expected Nitro PCRs (index → accepted 48-byte SHA-384 values)."""
 
-    pcrs: Mapping[Annotated[int, Field(ge=0, le=31)], HexChoices] = Field(min_length=1)
+    pcrs: Annotated[
+        Mapping[Annotated[int, Field(ge=0, le=31)], HexChoices], BeforeValidator(_unique_indices), Field(min_length=1)
+    ]
 
 
-class SnpTcb(_Strict):
+class SnpTcb(_NotEmpty):
     """Minimum security-version numbers of an SEV-SNP TCB (``fmc`` applies to Turin only)."""
 
     bootloader: int = Field(0, ge=0, le=255)
@@ -76,7 +96,7 @@ class SnpTcb(_Strict):
     fmc: int | None = Field(None, ge=0, le=255)
 
 
-class SnpPolicy(_Strict):
+class SnpPolicy(_NotEmpty):
     """Guest-policy bits that must have the given value (unset: not checked). Debug is governed by allow_debug."""
 
     smt: bool | None = None
@@ -90,7 +110,7 @@ class SnpPolicy(_Strict):
     minimum_abi: tuple[int, int] | None = Field(None, description="(major, minor) the policy must at least require")
 
 
-class SnpReference(_Strict):
+class SnpReference(_NotEmpty):
     """Expected values of an AMD SEV-SNP report."""
 
     measurement: HexChoices | None = None
@@ -106,6 +126,23 @@ class SnpReference(_Strict):
     minimum_guest_svn: int | None = Field(None, ge=0)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing duplicate mapping keys (it keeps the last one silently)."""
+
+
+def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    keys = [loader.construct_object(key_node) for key_node, _ in node.value]
+    duplicates = sorted({repr(key) for key in keys if keys.count(key) > 1})
+    if duplicates:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"duplicate key(s) {', '.join(duplicates)}", node.start_mark
+        )
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+
+
 class ReferenceValues(_Strict):
     """Expected values per platform, and whether a debug-mode TEE is acceptable (never by default)."""
 
@@ -117,7 +154,7 @@ class ReferenceValues(_Strict):
     def from_yaml(cls, text: str | bytes) -> ReferenceValues:
         """Parse YAML text; raise :class:`ReferenceValuesInvalid` with every problem listed."""
         try:
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506  (a SafeLoader subclass)
         except yaml.YAMLError as exc:
             raise ReferenceValuesInvalid(f"reference values are not valid YAML: {exc}") from None
         if not isinstance(data, dict):

@@ -36,7 +36,10 @@ VERIFIER_STEPS: dict[Tee, tuple[tuple[str, str], ...]] = {
         ("format", "1184-byte ATTESTATION_REPORT of a supported version, ECDSA P-384 signature algorithm"),
         ("signature", "ECDSA P-384/SHA-384 signature by the VCEK or VLEK"),
         ("chain", "VCEK/VLEK <- ASK/ASVK <- ARK (RSASSA-PSS), ARK a trusted root for the product"),
-        ("signing-key-binding", "the certificate's TCB and hardware id match the report; key type matches"),
+        (
+            "signing-key-binding",
+            "the certificate's key type and TCB match the report, and its hwID the chip id unless masked",
+        ),
     ),
 }
 

@@ -295,7 +295,11 @@ def _check_headers(envelope: _Envelope) -> None:
 def _check_critical(critical: _cbor.CborValue) -> None:
     if not isinstance(critical, list):
         raise MalformedEvidence("the COSE critical-headers list (crit) is not an array")
-    unknown = [label for label in critical if isinstance(label, bool) or label not in _UNDERSTOOD_CRITICAL]
+    unknown = [
+        label
+        for label in critical
+        if isinstance(label, bool) or not isinstance(label, int | str) or label not in _UNDERSTOOD_CRITICAL
+    ]
     if unknown:
         raise MalformedEvidence(
             f"the COSE header marks parameters {unknown!r} critical, which this verifier does not know"

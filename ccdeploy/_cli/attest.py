@@ -35,8 +35,9 @@ from attestation import (
 )
 from attestation.claims import jsonable, rfc3339
 from attestation.ear import SigningKey, attestation_result, sign_ear
+from attestation.roots import split_roots
 from attestation.tee.sev_snp import SevSnpVerifier
-from attestation.tee.sev_snp.kds import KDS_URL, kds_cache_max_age
+from attestation.tee.sev_snp.kds import KDS_URL, kds_cache_max_age, validate_kds_answer
 from attestation.verify import Verifier
 from ccdeploy import __version__
 from ccdeploy._cli._output import emit_json, json_option, say
@@ -198,7 +199,8 @@ def inspect_command(evidence_file: Path, tee_name: str, json_output: bool, **col
         fields = verifier_for(tee).decode(evidence)
     except MalformedEvidence as error:
         raise DecisionError(f"the evidence cannot be decoded: {error.message}") from None
-    result = _run(evidence, tee, collateral, reference_values=None, nonce=None, allow_debug=True)
+    offline = {**collateral, "offline": True}  # inspect never fetches: no KDS traffic, no cache writes
+    result = _run(evidence, tee, offline, reference_values=None, nonce=None, allow_debug=True)
     if json_output:
         emit_json({"tee": tee.value, "fields": jsonable(fields), "verification": result.to_dict()})
         return
@@ -221,7 +223,11 @@ def _run(
     allow_debug: bool,
 ) -> VerificationResult:
     at = _parse_time(options["at_text"]) if options["at_text"] else datetime.now(UTC)
-    roots = [cert for path in options["root_files"] for cert in _load_certificates(path, "--root")] or None
+    given = tuple(cert for path in options["root_files"] for cert in _load_certificates(path, "--root"))
+    anchors, intermediates = split_roots(given)
+    if given and not anchors:
+        raise UsageError("--root holds no self-signed certificate (a root)")
+    roots = list(anchors) or None
     if options["unsafe_trust_simulator_root"] and roots is None:
         raise UsageError("--unsafe-trust-simulator-root needs the simulator root given with --root")
     return verify_and_appraise(
@@ -229,7 +235,7 @@ def _run(
         tee=tee,
         at=at,
         roots=roots,
-        collateral=_collateral(options),
+        collateral=_collateral(options).with_certificates(intermediates),
         fetcher=_fetcher(options) if tee is Tee.SEV_SNP else None,
         verifier=_verifier(tee, options),
         unsafe_allow_simulator_roots=options["unsafe_trust_simulator_root"],
@@ -255,7 +261,7 @@ def _fetcher(options: Mapping[str, Any]) -> Fetcher | None:
     if options["offline"]:
         return None
     cache = options["cache_dir"] or _default_cache_dir()
-    return CachingFetcher(HttpFetcher(), cache, max_age=kds_cache_max_age)
+    return CachingFetcher(HttpFetcher(), cache, max_age=kds_cache_max_age, validate=validate_kds_answer)
 
 
 def _verifier(tee: Tee, options: Mapping[str, Any]) -> Verifier | None:
@@ -294,16 +300,22 @@ def _parse_time(text: str) -> datetime:
         raise UsageError(f"--at {text!r} is not an RFC 3339 time such as 2024-09-07T14:37:39Z") from None
     if when.tzinfo is None:
         raise UsageError(f"--at {text!r} needs a time zone (Z or an offset)")
-    return when.astimezone(UTC)
+    try:
+        return when.astimezone(UTC)
+    except OverflowError:
+        raise UsageError(f"--at {text!r} is out of range") from None
 
 
 def _hex_option(name: str, text: str | None) -> bytes | None:
     if text is None:
         return None
     try:
-        return bytes.fromhex(text.strip().removeprefix("0x"))
+        value = bytes.fromhex(text.strip().removeprefix("0x"))
     except ValueError:
         raise UsageError(f"{name} must be hex") from None
+    if not value:
+        raise UsageError(f"{name} is empty: an empty value binds nothing")
+    return value
 
 
 def _read_file(path: Path, what: str) -> bytes:
@@ -331,7 +343,7 @@ def _load_crl(path: Path) -> x509.CertificateRevocationList:
         if b"-----BEGIN X509 CRL-----" in data:
             return x509.load_pem_x509_crl(data)
         return x509.load_der_x509_crl(data)
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
         raise UsageError(f"--crl {path} is not a DER or PEM certificate revocation list") from None
 
 
@@ -394,4 +406,5 @@ def _text(value: object) -> str:
         return rfc3339(value)
     if isinstance(value, list | tuple):
         return ", ".join(_text(item) for item in value) or "(none)"
-    return str(value)
+    # Decoded fields are unauthenticated: never let them send control sequences to an auditor's terminal.
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in str(value))

@@ -77,3 +77,17 @@ def test_failures_are_not_cached(tmp_path: Path) -> None:
 def test_cache_only_miss_is_fetch_failed(tmp_path: Path) -> None:
     with pytest.raises(FetchFailed, match="not in the cache"):
         CachingFetcher(None, tmp_path).fetch("https://kds.invalid/x")
+
+
+def test_answers_that_fail_validation_are_not_cached(tmp_path: Path) -> None:
+    def only_certificates(url: str, body: bytes) -> None:
+        if not body.startswith(b"CERT"):
+            raise FetchFailed(f"{url}: not a certificate")
+
+    with loopback_server({"/vcek": Route(body=b"<html>maintenance</html>")}) as server:
+        fetcher = CachingFetcher(HttpFetcher(), tmp_path, validate=only_certificates)
+        with pytest.raises(FetchFailed, match="not a certificate"):
+            fetcher.fetch(server.base_url + "/vcek")
+        assert list(tmp_path.iterdir()) == []
+        server.routes["/vcek"] = Route(body=b"CERT")
+        assert fetcher.fetch(server.base_url + "/vcek") == b"CERT"

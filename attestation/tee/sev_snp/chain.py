@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
@@ -98,7 +98,11 @@ def verify_pss_link(child: x509.Certificate, issuer: x509.Certificate) -> None:
     key = issuer.public_key()
     if child.signature_algorithm_oid != x509.SignatureAlgorithmOID.RSASSA_PSS or not isinstance(key, rsa.RSAPublicKey):
         raise BadChain(f"{_link(child, issuer)}: not signed with RSASSA-PSS by an RSA key, as AMD signs every one")
-    if not isinstance(child.signature_hash_algorithm, hashes.SHA384):
+    try:
+        declared_hash = child.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        declared_hash = None
+    if not isinstance(declared_hash, hashes.SHA384):
         raise BadChain(f"{_link(child, issuer)}: the RSASSA-PSS hash is not SHA-384")
     if child.issuer != issuer.subject:
         raise BadChain(f"{_link(child, issuer)}: the issuer name does not match")

@@ -96,9 +96,25 @@ def fetch_crl(
     body = fetcher.fetch(url)
     try:
         return x509.load_der_x509_crl(body)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         raise FetchFailed(f"{url}: unexpected answer, not a DER CRL: {exc}") from None
 
 
 def _base(base_url: str) -> str:
     return base_url.rstrip("/")
+
+
+def validate_kds_answer(url: str, body: bytes) -> None:
+    """Raise :class:`FetchFailed` unless ``body`` parses as what ``url`` serves (for ``CachingFetcher(validate=)``)."""
+    path = url.partition("?")[0]
+    if path.endswith("/crl"):
+        try:
+            x509.load_der_x509_crl(body)
+        except (ValueError, x509.InvalidVersion) as exc:
+            raise FetchFailed(f"{url}: unexpected answer, not a DER CRL: {exc}") from None
+        return
+    what = "certificate chain" if path.endswith("/cert_chain") else "certificate"
+    try:
+        load_certificates(body, f"the {what} from {url}")
+    except MalformedEvidence as exc:
+        raise FetchFailed(f"{url}: unexpected answer: {exc.message}") from None

@@ -47,8 +47,12 @@ def check_revocation(chain: AmdChain, crls: Sequence[x509.CertificateRevocationL
 
 
 def _check_issuer(crl: x509.CertificateRevocationList, ark: x509.Certificate) -> None:
-    where = f"the CRL issued by '{crl.issuer.rfc4514_string()}'"
-    if crl.issuer != ark.subject:
+    where = f"a CRL given for {common_name(ark)}"
+    try:
+        same_issuer = crl.issuer == ark.subject
+    except (ValueError, TypeError) as exc:  # a malformed name in unauthenticated collateral
+        raise BadChain(f"{where} has a malformed issuer name: {exc}") from None
+    if not same_issuer:
         raise BadChain(f"{where} is not from this chain's ARK ({subject(ark)}); give the CRL of that ARK")
     key = ark.public_key()
     if crl.signature_algorithm_oid != x509.SignatureAlgorithmOID.RSASSA_PSS or not isinstance(key, rsa.RSAPublicKey):
@@ -62,9 +66,9 @@ def _check_issuer(crl: x509.CertificateRevocationList, ark: x509.Certificate) ->
 def _check_current(crl: x509.CertificateRevocationList, at: datetime) -> None:
     last, following = crl.last_update_utc, crl.next_update_utc
     if following is None:
-        raise CollateralMissing(f"the {crl.issuer.rfc4514_string()} CRL has no nextUpdate; fetch a current one")
+        raise CollateralMissing("the ARK's CRL has no nextUpdate; fetch a current one")
     if not last <= at <= following:
         raise CollateralMissing(
-            f"the {crl.issuer.rfc4514_string()} CRL is current from {last.isoformat()} to {following.isoformat()}, "
+            f"the ARK's CRL is current from {last.isoformat()} to {following.isoformat()}, "
             f"not at {at.isoformat()}; fetch the CRL current at that time"
         )

@@ -147,6 +147,9 @@ def test_empty_evidence_is_an_invalid_verdict(tmp_path: Path, capsys: pytest.Cap
         (["--at", "yesterday"], "not an RFC 3339 time"),
         (["--at", "2024-09-07T14:37:39"], "needs a time zone"),
         (["--nonce", "xyz"], "--nonce must be hex"),
+        (["--nonce", "0x"], "--nonce is empty"),
+        (["--at", "0001-01-01T00:00:00+01:00"], "out of range"),
+        (["--root", ASSETS / "forged" / "sev-snp" / "sim-milan-valid.vcek.pem"], "holds no self-signed certificate"),
         (["--ear-out", "x.jwt"], "--ear-out and --ear-key go together"),
         (["--root", "/nonexistent.pem"], "cannot read --root"),
         (["--unsafe-trust-simulator-root"], "needs the simulator root"),
@@ -182,3 +185,30 @@ def test_bad_collateral_files_exit_2(vectors: Path, tmp_path: Path, capsys: pyte
 def test_verify_missing_evidence_file(capsys: pytest.CaptureFixture[str]) -> None:
     code, _out, err = run(capsys, "verify", "/nonexistent/evidence", "--type", "nitro")
     assert code == 2 and "cannot read evidence" in err
+
+
+def test_root_bundle_with_intermediates(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # A --root bundle may carry the ASK next to the ARK (AMD's ask_ark files): the ARK is the root, the ASK a
+    # candidate intermediate, so no --chain is needed.
+    bundle = tmp_path / "ark-and-ask.pem"
+    bundle.write_bytes((SIM / "sim-milan-vcek-chain.pem").read_bytes())
+    code, doc = run_json(
+        capsys, "verify", SIM / "sim-milan-valid.bin", "--type", "sev-snp", "--at", "2025-01-01T00:00:00Z",
+        "--root", bundle, "--unsafe-trust-simulator-root", "--signing-cert", SIM / "sim-milan-valid.vcek.pem",
+        "--offline",
+    )  # fmt: skip
+    assert (code, doc["verdict"]) == (0, "verified"), doc["error"]
+
+
+def test_inspect_escapes_control_characters(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from datetime import UTC, datetime
+
+    from attestation.simulator.nitro import NitroSimulator
+
+    now = datetime.now(UTC)
+    document = tmp_path / "doc.cbor"
+    document.write_bytes(NitroSimulator.create(at=now).document(timestamp=now, module_id="i-1\x1b[31mred\x07"))
+    code, out, _ = run(capsys, "inspect", document)
+    assert code == 0
+    assert "\x1b" not in out and "\x07" not in out
+    assert "module_id: i-1\\x1b[31mred\\x07" in out

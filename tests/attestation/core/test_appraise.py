@@ -41,8 +41,16 @@ def test_nitro_nonce_must_equal_the_nonce_field() -> None:
     failed = appraise(nitro_claims(nonce=b"abc"), nonce=b"abd")
     with pytest.raises(NonceMismatch, match="expected 616264"):
         failed.raise_for_failure()
-    with pytest.raises(NonceMismatch, match="neither a nonce nor report data"):
+    with pytest.raises(NonceMismatch, match="carries no nonce"):
         appraise(nitro_claims(nonce=None), nonce=b"abc").raise_for_failure()
+    # user_data is not a nonce: a Nitro document without a nonce never matches one, whatever its user_data.
+    with pytest.raises(NonceMismatch):
+        appraise(nitro_claims(nonce=None, report_data=b"abc"), nonce=b"abc").raise_for_failure()
+
+
+def test_an_empty_nonce_is_refused() -> None:
+    with pytest.raises(ValueError, match="empty nonce"):
+        appraise(snp_claims(report_data=bytes(64)), nonce=b"")
 
 
 def test_snp_nonce_is_report_data_with_zero_padding() -> None:
@@ -137,6 +145,11 @@ def test_snp_vmpl_above_maximum() -> None:
         "sev-snp: {policy: {debug: true}}",
         "nitro: [unclosed",
         "sev-snp: {host_data: 0000}",
+        "sev-snp: {}",
+        "sev-snp: {policy: {}}",
+        "sev-snp: {minimum_tcb: {}}",
+        "nitro: {pcrs: {0: 'aa'}}\nnitro: {pcrs: {1: 'bb'}}",
+        "nitro: {pcrs: {0: 'aa', '0': 'bb'}}",
     ],
 )
 def test_bad_reference_files_are_typed_errors(text: str) -> None:

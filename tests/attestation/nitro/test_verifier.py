@@ -234,6 +234,8 @@ def _rewrap(document: bytes, *, protected: Any = None, unprotected: Any = None, 
         ({"protected": _cbor.encode([1, -35])}, "wrapping a map"),
         ({"protected": {1: -35}}, "wrapping a map"),
         ({"protected": _cbor.encode({1: -35, 2: [99]})}, "critical"),
+        ({"protected": _cbor.encode({1: -35, 2: [[1]]})}, "critical"),  # unhashable labels: a TypeError once
+        ({"protected": _cbor.encode({1: -35, 2: [{1: 2}]})}, "critical"),
         ({"protected": _cbor.encode({1: -35, 2: "alg"})}, "not an array"),
         ({"unprotected": {2: [1]}}, "must be in the protected header"),
         ({"unprotected": []}, "unprotected header is not a map"),
