@@ -10,9 +10,10 @@ from datetime import datetime
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.utils import CryptographyDeprecationWarning
 
-from attestation.errors import Expired, MalformedEvidence, NotYetValid, UntrustedSimulatorRoot
+from attestation.errors import CertificateMismatch, Expired, MalformedEvidence, NotYetValid, UntrustedSimulatorRoot
 
 #: Organization name that every evidence-simulator certificate carries; such roots are refused unless
 #: the caller explicitly asks to trust simulator roots.
@@ -110,6 +111,14 @@ def check_anchor_allowed(anchor: x509.Certificate, *, allow_simulator: bool) -> 
             f"the chain ends in an evidence-simulator root ({subject(anchor)}); simulator evidence proves nothing "
             "about real hardware and is trusted only with unsafe_allow_simulator_roots"
         )
+
+
+def p384_key(cert: x509.Certificate, why: str) -> ec.EllipticCurvePublicKey:
+    """The certificate's ECDSA P-384 public key, or :class:`CertificateMismatch` (``why`` says who requires P-384)."""
+    key = cert.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP384R1):
+        raise CertificateMismatch(f"{subject(cert)} does not certify an ECDSA P-384 key; {why}")
+    return key
 
 
 def check_validity(certs: Iterable[x509.Certificate], at: datetime) -> None:

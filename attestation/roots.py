@@ -46,5 +46,6 @@ def split_roots(
     certs: tuple[x509.Certificate, ...],
 ) -> tuple[tuple[x509.Certificate, ...], tuple[x509.Certificate, ...]]:
     """Split a caller's bundle into (self-signed anchors, other CA certificates)."""
-    anchors = tuple(cert for cert in certs if is_self_signed(cert))
-    return anchors, tuple(cert for cert in certs if not is_self_signed(cert))
+    self_signed = [is_self_signed(cert) for cert in certs]
+    anchors = tuple(cert for cert, root in zip(certs, self_signed, strict=True) if root)
+    return anchors, tuple(cert for cert, root in zip(certs, self_signed, strict=True) if not root)

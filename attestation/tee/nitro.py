@@ -35,11 +35,12 @@ from attestation._x509 import (
     fingerprint,
     is_simulator_certificate,
     load_certificate_der,
+    p384_key,
     subject,
 )
 from attestation.claims import Claims, SignerChain, Tee, VendorValue
 from attestation.collateral import Collateral
-from attestation.errors import BadChain, BadSignature, CertificateMismatch, MalformedEvidence
+from attestation.errors import BadChain, BadSignature, MalformedEvidence
 from attestation.fetch import Fetcher
 
 PLATFORM = "aws-nitro-enclaves"
@@ -174,9 +175,9 @@ class NitroVerifier:
         envelope = _parse_envelope(evidence)
         _check_headers(envelope)
         payload = parse_payload(envelope.payload)
-        leaf = _load_certificate(payload.certificate, "the signing certificate")
-        _check_signature(envelope, _p384_key(leaf))
-        bundle = tuple(_load_certificate(der, f"cabundle[{i}]") for i, der in enumerate(payload.cabundle))
+        leaf = load_certificate_der(payload.certificate, "the signing certificate")
+        _check_signature(envelope, p384_key(leaf, "Nitro documents are signed with ES384"))
+        bundle = tuple(load_certificate_der(der, f"cabundle[{i}]") for i, der in enumerate(payload.cabundle))
         anchor = _check_chain(leaf, bundle, roots, at if at is not None else payload.issued_at)
         check_anchor_allowed(anchor, allow_simulator=allow_simulator)
         return _claims(payload, leaf, bundle, anchor)
@@ -382,19 +383,6 @@ def _labelled(header: Mapping[_cbor.CborKey, _cbor.CborValue]) -> dict[str, Any]
 
 
 # --- certificates -------------------------------------------------------------------------------------------
-
-
-def _load_certificate(der: bytes, what: str) -> x509.Certificate:
-    return load_certificate_der(der, what)
-
-
-def _p384_key(leaf: x509.Certificate) -> ec.EllipticCurvePublicKey:
-    key = leaf.public_key()
-    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP384R1):
-        raise CertificateMismatch(
-            f"the signing certificate {subject(leaf)} does not hold an ECDSA P-384 key; Nitro documents are ES384"
-        )
-    return key
 
 
 def _check_chain(

@@ -33,6 +33,7 @@ from attestation import (
     verifier_for,
     verify_and_appraise,
 )
+from attestation._x509 import load_certificates
 from attestation.claims import jsonable, rfc3339
 from attestation.ear import SigningKey, attestation_result, sign_ear
 from attestation.roots import split_roots
@@ -326,8 +327,6 @@ def _read_file(path: Path, what: str) -> bytes:
 
 
 def _load_certificates(path: Path, option: str) -> tuple[x509.Certificate, ...]:
-    from attestation._x509 import load_certificates  # noqa: PLC0415  (lenient loader shared with the verifiers)
-
     try:
         certs = load_certificates(_read_file(path, option), f"{option} {path}")
     except AttestationError as error:

@@ -69,11 +69,7 @@ def fetch_vcek(
 ) -> x509.Certificate:
     """Fetch and parse the VCEK of ``chip_id`` at ``tcb`` (raises :class:`FetchFailed`)."""
     url = vcek_url(product, chip_id, tcb, base_url=base_url)
-    body = fetcher.fetch(url)
-    try:
-        return load_certificate_der(body, f"the VCEK from {url}")
-    except MalformedEvidence as exc:
-        raise FetchFailed(f"{url}: unexpected answer: {exc.message}") from None
+    return _certificates(url, fetcher.fetch(url), "the VCEK", single=True)[0]
 
 
 def fetch_cert_chain(
@@ -81,11 +77,7 @@ def fetch_cert_chain(
 ) -> tuple[x509.Certificate, ...]:
     """Fetch the ASK/ASVK + ARK bundle of ``product`` (candidates only: the ARK must still equal a trusted root)."""
     url = cert_chain_url(product, kind, base_url=base_url)
-    body = fetcher.fetch(url)
-    try:
-        return load_certificates(body, f"the certificate chain from {url}")
-    except MalformedEvidence as exc:
-        raise FetchFailed(f"{url}: unexpected answer: {exc.message}") from None
+    return _certificates(url, fetcher.fetch(url), "the certificate chain", single=False)
 
 
 def fetch_crl(
@@ -93,7 +85,28 @@ def fetch_crl(
 ) -> x509.CertificateRevocationList:
     """Fetch the ARK's CRL of ``product`` (its signature is checked by the verifier, not here)."""
     url = crl_url(product, kind, base_url=base_url)
-    body = fetcher.fetch(url)
+    return _crl(url, fetcher.fetch(url))
+
+
+def validate_kds_answer(url: str, body: bytes) -> None:
+    """Raise :class:`FetchFailed` unless ``body`` parses as what ``url`` serves (for ``CachingFetcher(validate=)``)."""
+    path = urlsplit(url).path
+    if path.endswith("/crl"):
+        _crl(url, body)
+    elif path.endswith("/cert_chain"):
+        _certificates(url, body, "the certificate chain", single=False)
+    else:
+        _certificates(url, body, "the VCEK", single=True)
+
+
+def _certificates(url: str, body: bytes, what: str, *, single: bool) -> tuple[x509.Certificate, ...]:
+    try:
+        return (load_certificate_der(body, f"{what} from {url}"),) if single else load_certificates(body, what)
+    except MalformedEvidence as exc:
+        raise FetchFailed(f"{url}: unexpected answer: {exc.message}") from None
+
+
+def _crl(url: str, body: bytes) -> x509.CertificateRevocationList:
     try:
         return x509.load_der_x509_crl(body)
     except (ValueError, x509.InvalidVersion) as exc:
@@ -102,19 +115,3 @@ def fetch_crl(
 
 def _base(base_url: str) -> str:
     return base_url.rstrip("/")
-
-
-def validate_kds_answer(url: str, body: bytes) -> None:
-    """Raise :class:`FetchFailed` unless ``body`` parses as what ``url`` serves (for ``CachingFetcher(validate=)``)."""
-    path = url.partition("?")[0]
-    if path.endswith("/crl"):
-        try:
-            x509.load_der_x509_crl(body)
-        except (ValueError, x509.InvalidVersion) as exc:
-            raise FetchFailed(f"{url}: unexpected answer, not a DER CRL: {exc}") from None
-        return
-    what = "certificate chain" if path.endswith("/cert_chain") else "certificate"
-    try:
-        load_certificates(body, f"the {what} from {url}")
-    except MalformedEvidence as exc:
-        raise FetchFailed(f"{url}: unexpected answer: {exc.message}") from None

@@ -12,10 +12,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from attestation._x509 import fingerprint, is_simulator_certificate, subject
+from attestation._x509 import fingerprint, is_simulator_certificate, p384_key, subject
 from attestation.claims import Claims, SignerChain, Tee, VendorValue
 from attestation.collateral import Collateral
-from attestation.errors import BadSignature, CertificateMismatch, CollateralMissing, FetchFailed, MalformedEvidence
+from attestation.errors import BadSignature, CollateralMissing, FetchFailed, MalformedEvidence
 from attestation.fetch import Fetcher
 from attestation.tee.sev_snp import kds
 from attestation.tee.sev_snp.binding import check_binding, tcb_layout
@@ -133,9 +133,7 @@ class SevSnpVerifier:
 
 
 def _check_signature(report: AttestationReport, leaf: x509.Certificate) -> None:
-    key = leaf.public_key()
-    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP384R1):
-        raise CertificateMismatch(f"{subject(leaf)} does not certify an ECDSA P-384 key")
+    key = p384_key(leaf, "SEV-SNP reports are signed with ECDSA P-384")
     signature = encode_dss_signature(report.signature_r, report.signature_s)
     try:
         key.verify(signature, report.signed_bytes, ec.ECDSA(hashes.SHA384()))
