@@ -12,14 +12,22 @@ from __future__ import annotations
 __all__ = [
     "ArtifactCorrupt",
     "ArtifactTampered",
+    "BundleMalformed",
     "CcdError",
     "CouldNotCheck",
     "DecisionError",
     "DependencyMissing",
     "KekError",
     "KekUnavailable",
+    "LayoutInvalid",
     "ModelInputError",
+    "SignatureInvalid",
+    "SignerError",
+    "SignerUnavailable",
+    "SubjectMismatch",
+    "TrustRootInvalid",
     "UnsupportedFormat",
+    "UntrustedSigner",
     "UsageError",
     "WrongKek",
 ]
@@ -91,3 +99,35 @@ class DependencyMissing(CouldNotCheck):
 
 class ModelInputError(UsageError):
     """The model path to seal is unusable: missing, empty, a symlink, or changed while sealing."""
+
+
+class BundleMalformed(DecisionError):
+    """A signature bundle or envelope cannot be parsed, or uses a version or media type this build refuses."""
+
+
+class SignatureInvalid(DecisionError):
+    """A signature, certificate chain, transparency-log proof or timestamp did not verify."""
+
+
+class SubjectMismatch(DecisionError):
+    """The digests recomputed from the files differ from the subjects the statement signs."""
+
+
+class UntrustedSigner(DecisionError):
+    """The signature verifies, but its signer is not the one required (identity, issuer, key, builder, source)."""
+
+
+class LayoutInvalid(DecisionError):
+    """An in-toto layout or its links failed verification: signature, expiry, threshold, rules or inspections."""
+
+
+class TrustRootInvalid(UsageError):
+    """A trust root given to verify with (trusted_root.json, key, CA certificate) is malformed or unusable."""
+
+
+class SignerError(UsageError):
+    """A signer URI, key or certificate is malformed or unusable."""
+
+
+class SignerUnavailable(CouldNotCheck):
+    """The signer could not be reached: HSM, Sigstore services, identity provider, or a missing dependency."""

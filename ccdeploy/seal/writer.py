@@ -23,6 +23,7 @@ from ccdeploy.kek.base import KeyWrapper
 from ccdeploy.seal import _header, _segments
 from ccdeploy.seal._io import atomic_output_file, os_error, pwrite_all, readinto_exactly, start_writeback
 from ccdeploy.seal._parallel import Stop, check_stop, run_all
+from ccdeploy.seal._parts import combine_parts, new_part_hasher, write_digest_record
 from ccdeploy.seal.manifest import HashAlgorithm, ModelFile, collect_model_files, manifest_digest, new_hasher
 
 __all__ = ["BATCH_SEGMENTS", "PIPELINE_DEPTH", "Progress", "seal_model", "wrap_for_recipients"]
@@ -62,6 +63,7 @@ def _build_header(
     files: Sequence[ModelFile],
     digests: Sequence[str],
     recipients: tuple[_header.Recipient, ...],
+    bom_digest: str | None,
 ) -> _header.SealedHeader:
     try:
         return _header.SealedHeader(
@@ -79,6 +81,7 @@ def _build_header(
             ),
             payload=_header.PayloadInfo(aead="AES256_GCM_HKDF_1MB"),
             recipients=recipients,
+            bom_digest=bom_digest,
         )
     except ValidationError as exc:
         first = exc.errors()[0]
@@ -95,10 +98,16 @@ def _seal_stream(
     algorithm: HashAlgorithm,
     progress: Progress | None,
     stop: Stop | None = None,
-) -> str:
-    """Encrypt one file into its stream at ``offset``; return its plaintext hex digest."""
+) -> tuple[str, bytes]:
+    """Encrypt one file into its stream at ``offset``.
+
+    Returns:
+        The plaintext hex digest, and the raw BLAKE3 digest of the stream's ciphertext (an artifact-digest part).
+    """
     stream_header, key = _segments.new_stream(dek, associated_data)
     pwrite_all(out_fd, stream_header, offset)
+    part = new_part_hasher()
+    part.update(stream_header)
     position = offset + _segments.HEADER_SIZE
     total_segments = _segments.segment_count(entry.size)
     batch_plain = BATCH_SEGMENTS * _segments.PLAINTEXT_SEGMENT_SIZE
@@ -135,6 +144,7 @@ def _seal_stream(
                 )
                 src_pos += size
                 dst_pos += size + _segments.TAG_SIZE
+            part.update(cipher_view[:dst_pos])
             pwrite_all(out_fd, cipher_view[:dst_pos], position)
             start_writeback(out_fd, position, dst_pos)
             position += dst_pos
@@ -147,7 +157,7 @@ def _seal_stream(
         for future in pending:
             if future is not None:
                 future.result()
-    return hasher.hexdigest()
+    return hasher.hexdigest(), part.digest()
 
 
 def seal_model(
@@ -161,6 +171,8 @@ def seal_model(
     overwrite: bool = False,
     workers: int | None = None,
     progress: Progress | None = None,
+    bom_digest: str | None = None,
+    digest_record: bool = True,
 ) -> _header.SealedHeader:
     """Seal a model file or directory into a ``.ccseal`` artifact at ``output``.
 
@@ -174,6 +186,9 @@ def seal_model(
         overwrite: replace an existing ``output``.
         workers: files sealed in parallel (default: one per CPU core, at most one per file).
         progress: called with plaintext byte counts as they are sealed.
+        bom_digest: SHA-256 (hex) of the AI BOM to record in the header's ``bom_digest`` slot.
+        digest_record: also write ``<output>.digest.json``, the artifact digest computed while sealing,
+            so that signing need not read the sealed bytes again (see :mod:`ccdeploy.seal.digest`).
 
     Returns:
         The header written.
@@ -191,6 +206,7 @@ def seal_model(
         algorithm=hash_algorithm,
         files=files,
         recipients=wrap_for_recipients(dek, artifact_id, keks),
+        bom_digest=bom_digest,
     )
     # Every digest is 64 hex characters, so the header written at the end has the reserved length.
     reserved = build_header(digests=[_PLACEHOLDER_DIGEST] * len(files))
@@ -202,7 +218,7 @@ def seal_model(
         )
     offsets = reserved.stream_offsets(_header.PREAMBLE_SIZE + header_length + _header.MAC_SIZE)
 
-    def seal_file(index: int) -> Callable[[Stop], str]:
+    def seal_file(index: int) -> Callable[[Stop], tuple[str, bytes]]:
         return lambda stop: _seal_stream(
             fd,
             offsets[index],
@@ -215,12 +231,16 @@ def seal_model(
         )
 
     with atomic_output_file(output, overwrite=overwrite) as fd:
-        digests = run_all([seal_file(index) for index in range(len(files))], workers)
-        header = build_header(digests=digests)
+        results = run_all([seal_file(index) for index in range(len(files))], workers)
+        header = build_header(digests=[plain for plain, _ in results])
         header_bytes = header.canonical_json()
         if len(header_bytes) != header_length:  # pragma: no cover - guarded by fixed-width digests
             raise AssertionError("sealed header changed length after hashing")
         preamble_and_header = _header.encode_preamble(header_length) + header_bytes
         mac = _header.header_mac(dek, artifact_id, preamble_and_header)
         pwrite_all(fd, preamble_and_header + mac, 0)
+        head = new_part_hasher().update(preamble_and_header + mac).digest()
+    if digest_record:
+        artifact_digest = combine_parts([head, *(part for _, part in results)])
+        write_digest_record(output, artifact_digest, header_bytes, header.artifact_id)
     return header

@@ -1,0 +1,94 @@
+"""Pieces of the sealed-artifact digest shared by the writer and :mod:`ccdeploy.seal.digest`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import blake3
+
+from ccdeploy.seal._io import atomic_output_file, pwrite_all
+
+DIGEST_ALGORITHM = "ccseal.v1.blake3"
+"""The in-toto ``DigestSet`` key of a sealed artifact's digest."""
+DIGEST_RECORD_SUFFIX = ".digest.json"
+_DOMAIN = b"ccseal/v1 artifact digest\n"
+_RECORD_FORMAT = "ccseal-digest-record/v1"
+
+
+def new_part_hasher(threads: bool = False) -> blake3.blake3:
+    """A BLAKE3 hasher for one part; ``threads`` lets it use every core on large inputs."""
+    return blake3.blake3(max_threads=blake3.blake3.AUTO if threads else 1)
+
+
+def combine_parts(part_digests: Sequence[bytes]) -> str:
+    """The artifact digest (hex) from the raw BLAKE3 digests of its parts, head first."""
+    outer = blake3.blake3(_DOMAIN)
+    for part in part_digests:
+        outer.update(part)
+    return outer.hexdigest()
+
+
+@dataclass(frozen=True)
+class DigestRecord:
+    """The sidecar ``<artifact>.digest.json`` written by ``ccdeploy seal``: a cache of the artifact digest."""
+
+    value: str
+    header_sha256: str
+    artifact_id: str
+    size: int
+    mtime_ns: int
+
+    def to_json(self) -> bytes:
+        """The record's JSON bytes."""
+        document = {
+            "format": _RECORD_FORMAT,
+            "algorithm": DIGEST_ALGORITHM,
+            "digest": self.value,
+            "header_sha256": self.header_sha256,
+            "artifact_id": self.artifact_id,
+            "size": self.size,
+            "mtime_ns": self.mtime_ns,
+        }
+        return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode()
+
+
+def record_path(artifact: Path) -> Path:
+    """Where the digest record of ``artifact`` lives."""
+    return artifact.with_name(artifact.name + DIGEST_RECORD_SUFFIX)
+
+
+def write_digest_record(artifact: Path, value: str, header_json: bytes, artifact_id: str) -> Path:
+    """Write the digest record beside a freshly sealed ``artifact`` (atomically); return its path."""
+    info = artifact.stat()
+    record = DigestRecord(
+        value=value,
+        header_sha256=hashlib.sha256(header_json).hexdigest(),
+        artifact_id=artifact_id,
+        size=info.st_size,
+        mtime_ns=info.st_mtime_ns,
+    )
+    target = record_path(artifact)
+    with atomic_output_file(target, overwrite=True) as fd:
+        pwrite_all(fd, record.to_json(), 0)
+    return target
+
+
+def read_digest_record(artifact: Path) -> DigestRecord | None:
+    """The digest record beside ``artifact``, or ``None`` if there is none or it is unreadable."""
+    try:
+        document = json.loads(record_path(artifact).read_bytes())
+        if document.get("format") != _RECORD_FORMAT or document.get("algorithm") != DIGEST_ALGORITHM:
+            return None
+        return DigestRecord(
+            value=str(document["digest"]),
+            header_sha256=str(document["header_sha256"]),
+            artifact_id=str(document["artifact_id"]),
+            size=int(document["size"]),
+            mtime_ns=int(document["mtime_ns"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
