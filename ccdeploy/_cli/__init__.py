@@ -10,8 +10,11 @@ import click
 from ccdeploy import __version__
 from ccdeploy._cli._output import CliState
 from ccdeploy._cli.attest import attest
+from ccdeploy._cli.bom import bom
 from ccdeploy._cli.kek import kek
 from ccdeploy._cli.seal import inspect, rekey, seal, unseal
+from ccdeploy._cli.sign import sign
+from ccdeploy._cli.verify import verify
 from ccdeploy.errors import EXIT_USAGE, CcdError
 
 __all__ = ["cli", "main"]
@@ -31,6 +34,9 @@ cli.add_command(inspect)
 cli.add_command(rekey)
 cli.add_command(kek)
 cli.add_command(attest)
+cli.add_command(sign)
+cli.add_command(verify)
+cli.add_command(bom)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import mmap
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,36 +82,31 @@ def sealed_digest(path: Path) -> SealedDigest:
     Raises:
         ArtifactCorrupt: not a ccseal artifact, truncated, or with bytes after its last stream.
     """
+    source = open_source(path)
     try:
-        handle = path.open("rb")
-    except OSError as exc:
-        raise os_error(exc, f"read {path}") from None
-    with handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size < _header.PREAMBLE_SIZE:
-            raise ArtifactCorrupt("not a ccseal artifact: shorter than its preamble")
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            view = memoryview(mapped)
-            try:
-                return _digest_of(view, size)
-            finally:
-                view.release()
-
-
-def _digest_of(view: memoryview, size: int) -> SealedDigest:
-    source = open_source(view)
-    header, preamble_and_header, _mac = _read_header(source)
+        header, preamble_and_header, _mac = _read_header(source)
+        size = source.size
+    finally:
+        source.close()
     head_size = len(preamble_and_header) + _header.MAC_SIZE
     sizes = header.stream_sizes()
     expected = head_size + sum(sizes)
     if size != expected:
         which = "truncated" if size < expected else "followed by trailing bytes"
         raise ArtifactCorrupt(f"sealed artifact is {which} ({size} bytes; its header describes {expected})")
-    parts = [new_part_hasher(threads=True).update(view[:head_size]).digest()]
-    offset = head_size
-    for length in sizes:
-        parts.append(new_part_hasher(threads=True).update(view[offset : offset + length]).digest())
-        offset += length
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise os_error(exc, f"read {path}") from None
+    with handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        if len(mapped) != expected:
+            raise ArtifactCorrupt("sealed artifact changed while it was being hashed")
+        parts = []
+        offset = 0
+        for length in (head_size, *sizes):
+            with memoryview(mapped)[offset : offset + length] as part:
+                parts.append(new_part_hasher(threads=True).update(part).digest())
+            offset += length
     header_json = preamble_and_header[_header.PREAMBLE_SIZE :]
     return SealedDigest(
         value=combine_parts(parts),
