@@ -43,6 +43,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_seal.py
 	$(BIN)/python bench/bench_attest.py
+	$(BIN)/python bench/bench_provenance.py
 
 lock:
 	uv pip compile pyproject.toml --extra dev --extra cpu --extra pkcs11 --universal --python-version 3.11 \

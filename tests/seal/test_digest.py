@@ -125,3 +125,13 @@ def test_every_byte_of_the_artifact_is_covered(sealed: Path, data: st.DataObject
     # A flip inside the header JSON can make it unparsable: refused, which is as good as a new digest.
     with contextlib.suppress(ArtifactCorrupt):
         assert sealed_digest(target).value != reference
+
+
+def test_known_answer(tmp_path: Path) -> None:
+    """The artifact digest (docs/formats/ccseal.md §15) of the known-answer artifact of §14: the definition never changes."""
+    from tests.seal.test_known_answer import _artifact
+
+    target = tmp_path / "kat.ccseal"
+    target.write_bytes(_artifact())
+    assert sealed_digest(target).value == "bacbe85e4c9c0bb31d5bac8ca9240e9fb5c3d74715d49ba5a7ff129bd6ab321a"
+    assert sealed_digest(target).value == _independent_digest(target)
