@@ -15,6 +15,7 @@ from pathlib import Path
 
 import attest_steps
 import numpy as np
+import provenance_steps
 from tiny_model import build_tiny_model, reference_output, save_with_external_data
 
 from ccdeploy.errors import ArtifactTampered, WrongKek
@@ -127,9 +128,16 @@ def main() -> int:
 
         step(9, "Attestation: a simulated AMD SEV-SNP guest, checked by the real verifier")
         attest_steps.sev_snp(work, digests[model_path.name], proved)
+
+        step(10, "AI bill of materials: model card, files, datasets and the enclave's dependencies")
+        cyclonedx = provenance_steps.bom(work, model_dir, proved)
+
+        step(11, "Seal with the BOM digest, sign the provenance, verify it offline as a CI gate would")
+        provenance_steps.seal_sign_verify(work, model_dir, f"file:{kek_path}", cyclonedx, proved)
     print(
         "\ndemo complete: seal -> inspect -> tamper/wrong-key refused -> unseal in memory -> inference"
         " -> multi-file model with external data -> attestation verified and appraised"
+        " -> AI BOM -> signed provenance verified offline, tampering refused"
     )
     return 0
 

@@ -41,6 +41,7 @@ def _key_pair(directory: Path) -> tuple[Path, Path]:
     private.write_bytes(
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
+    private.chmod(0o600)
     public = directory / "ci-key.pub.pem"
     public.write_bytes(
         key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)

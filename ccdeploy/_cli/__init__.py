@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 
@@ -9,34 +10,44 @@ import click
 
 from ccdeploy import __version__
 from ccdeploy._cli._output import CliState
-from ccdeploy._cli.attest import attest
-from ccdeploy._cli.bom import bom
-from ccdeploy._cli.kek import kek
-from ccdeploy._cli.seal import inspect, rekey, seal, unseal
-from ccdeploy._cli.sign import sign
-from ccdeploy._cli.verify import verify
 from ccdeploy.errors import EXIT_USAGE, CcdError
 
 __all__ = ["cli", "main"]
 
+COMMANDS: dict[str, str] = {
+    "seal": "ccdeploy._cli.seal:seal",
+    "unseal": "ccdeploy._cli.seal:unseal",
+    "inspect": "ccdeploy._cli.seal:inspect",
+    "rekey": "ccdeploy._cli.seal:rekey",
+    "kek": "ccdeploy._cli.kek:kek",
+    "attest": "ccdeploy._cli.attest:attest",
+    "sign": "ccdeploy._cli.sign:sign",
+    "verify": "ccdeploy._cli.verify:verify",
+    "bom": "ccdeploy._cli.bom:bom",
+}
+"""Command name -> ``module:attribute``. Commands are imported only when used: the BOM and Sigstore
+libraries take about a second to import, which a ``ccdeploy seal`` should not pay."""
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, _, attribute = target.partition(":")
+        command: click.Command = getattr(importlib.import_module(module), attribute)
+        return command
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ccdeploy")
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """Seal ML models, release their keys to attested enclaves, serve and audit them."""
     ctx.ensure_object(CliState)
-
-
-cli.add_command(seal)
-cli.add_command(unseal)
-cli.add_command(inspect)
-cli.add_command(rekey)
-cli.add_command(kek)
-cli.add_command(attest)
-cli.add_command(sign)
-cli.add_command(verify)
-cli.add_command(bom)
 
 
 def main(argv: list[str] | None = None) -> int:

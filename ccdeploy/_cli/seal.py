@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from ccdeploy.seal import (
     seal_model,
 )
 from ccdeploy.seal import rekey as rekey_artifact
+from ccdeploy.seal.digest import record_path
 from ccdeploy.seal.manifest import collect_model_files
 
 _kek_option = click.option(
@@ -77,6 +79,12 @@ def _human(header: SealedHeader, authenticated: bool) -> str:
     help="Plaintext digest algorithm (model_signing supports both).",
 )
 @click.option("--name", help="Model name recorded in the header (default: file stem or directory name).")
+@click.option(
+    "--bom",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    metavar="FILE",
+    help="AI BOM (CycloneDX JSON) whose SHA-256 the header records; sign it later with ccdeploy sign --bom.",
+)
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
 @json_option
 def seal(
@@ -85,22 +93,44 @@ def seal(
     output: Path,
     hash_algorithm: HashAlgorithm,
     name: str | None,
+    bom: Path | None,
     force: bool,
     json_output: bool,
 ) -> None:
-    """Encrypt MODEL (an ONNX file or model directory) into a sealed artifact."""
+    """Encrypt MODEL (an ONNX file or model directory) into a sealed artifact.
+
+    Also writes OUTPUT.digest.json, the artifact digest computed while sealing, so that ccdeploy sign
+    need not read the sealed bytes again.
+    """
+    bom_digest = None
+    if bom is not None:
+        try:
+            bom_digest = hashlib.sha256(bom.read_bytes()).hexdigest()
+        except OSError as exc:
+            raise UsageError(f"cannot read the BOM {bom}: {exc.strerror}") from None
     wrappers = [kek_from_uri(uri) for uri in keks]
     total = sum(f.size for f in collect_model_files(model))
     with progress_bar("sealing", total, progress_enabled(json_output)) as progress:
         header = seal_model(
-            model, output, wrappers, hash_algorithm=hash_algorithm, name=name, overwrite=force, progress=progress
+            model,
+            output,
+            wrappers,
+            hash_algorithm=hash_algorithm,
+            name=name,
+            overwrite=force,
+            progress=progress,
+            bom_digest=bom_digest,
         )
+    record = record_path(output)
     if json_output:
-        emit_json({"ok": True, "output": str(output), "header": _describe(header)})
+        emit_json({"ok": True, "output": str(output), "digest_record": str(record), "header": _describe(header)})
     else:
         say(f"sealed {len(header.model.files)} file(s), {total} bytes -> {output}")
         say(f"  manifest {header.model.hash} digest {header.model.manifest_digest}")
         say(f"  artifact {header.artifact_id}; recipients: {', '.join(r.key_id for r in header.recipients)}")
+        if bom_digest is not None:
+            say(f"  bom sha256 {bom_digest}")
+        say(f"  digest record {record}")
 
 
 @click.command()

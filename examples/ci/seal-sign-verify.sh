@@ -41,10 +41,10 @@ echo "::endgroup::"
 
 echo "::group::verify (the CI gate)"
 # shellcheck disable=SC2086
-$CCDEPLOY verify "$OUT/$name.ccseal" --signature "$OUT/$name.ccseal.provenance.sigstore.json" $VERIFY_ARGS --json \
+$CCDEPLOY verify "$OUT/$name.ccseal" --signature "$OUT/$name.provenance.sigstore.json" $VERIFY_ARGS --json \
     > "$OUT/verify-sealed.json"
 # shellcheck disable=SC2086
-$CCDEPLOY verify "$MODEL" --signature "$OUT/$name.ccseal.model.sig" $VERIFY_ARGS --json > "$OUT/verify-model.json"
+$CCDEPLOY verify "$MODEL" --signature "$OUT/$name.model.sig" $VERIFY_ARGS --json > "$OUT/verify-model.json"
 python3 - "$OUT/verify-sealed.json" "$OUT/verify-model.json" <<'PY'
 import json, sys
 for path in sys.argv[1:]:
@@ -55,7 +55,7 @@ PY
 echo "::endgroup::"
 
 echo "::group::link the signatures into the BOM"
-$CCDEPLOY bom link "$OUT/$name.cdx.json" --signature "$OUT/$name.ccseal.provenance.sigstore.json" \
+$CCDEPLOY bom link "$OUT/$name.cdx.json" --signature "$OUT/$name.provenance.sigstore.json" \
     -o "$OUT/$name.linked.cdx.json" --force
 $CCDEPLOY bom validate "$OUT/$name.linked.cdx.json"
 echo "::endgroup::"

@@ -29,7 +29,8 @@ def test_sealed_model_runs_from_memory(kek: KeyWrapper, tmp_path: Path) -> None:
     assert session.input_names == ["x"] and session.output_names == ["y"]
     x = np.ones((2, 4), dtype=np.float32)
     assert np.allclose(session.run({"x": x})["y"], reference_output(x, w1b1, w2), atol=1e-5)
-    assert {p.name for p in tmp_path.iterdir()} == {"m.ccseal", "main.kek"}  # no plaintext left on disk
+    # no plaintext left on disk: only the artifact, its digest record and the KEK
+    assert {p.name for p in tmp_path.iterdir()} == {"m.ccseal", "m.ccseal.digest.json", "main.kek"}
 
 
 def test_missing_provider_fails_closed() -> None:

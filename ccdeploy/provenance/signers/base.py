@@ -10,13 +10,29 @@ from __future__ import annotations
 
 import abc
 import importlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ccdeploy.errors import SignerError
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
-__all__ = ["SIGNER_FOR_URI_SCHEME", "SignerOptions", "StatementSigner", "signer_from_uri"]
+from ccdeploy.errors import SignerError, SignerUnavailable
+from ccdeploy.provenance.bundle import certificate_bundle, ecdsa_hash, key_bundle, public_key_hint
+from ccdeploy.provenance.dsse import sign_envelope
+
+__all__ = [
+    "SIGNER_FOR_URI_SCHEME",
+    "EcdsaKeySigner",
+    "SignerOptions",
+    "StatementSigner",
+    "load_certificate_chain",
+    "signer_from_uri",
+]
 
 SIGNER_FOR_URI_SCHEME: dict[str, str] = {
     "file": "ccdeploy.provenance.signers.file:FileSigner",
@@ -81,5 +97,107 @@ def signer_from_uri(uri: str, options: SignerOptions | None = None) -> Statement
         known = ", ".join(f"{name}:" for name in sorted(SIGNER_FOR_URI_SCHEME))
         raise SignerError(f"unknown signer scheme {scheme!r}: known schemes are {known}")
     module_name, _, class_name = target.partition(":")
-    signer_class: type[StatementSigner] = getattr(importlib.import_module(module_name), class_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SignerUnavailable(
+            f"the {scheme.lower()}: signer needs {exc.name or 'a package'}, which is not installed"
+        ) from None
+    signer_class: type[StatementSigner] = getattr(module, class_name)
     return signer_class.from_uri(uri, options or SignerOptions())
+
+
+# --- additions: the common part of the key signers (file:, pkcs11:, x509:) -----------------------
+
+
+def load_certificate_chain(path: Path) -> tuple[x509.Certificate, ...]:
+    """Read a PEM chain file: the signing certificate first, then intermediates.
+
+    Raises:
+        SignerError: the file cannot be read or holds no PEM certificate.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SignerError(f"cannot read the certificate chain {path}: {exc.strerror}") from None
+    try:
+        chain = tuple(x509.load_pem_x509_certificates(data))
+    except ValueError:
+        raise SignerError(f"{path} holds no readable PEM certificate") from None
+    return chain
+
+
+def _check_signing_certificate(leaf: x509.Certificate, public_key: ec.EllipticCurvePublicKey) -> None:
+    if leaf.public_key() != public_key:
+        raise SignerError("the signing certificate's public key is not the signing key's public key")
+    # model_signing accepts a leaf with digitalSignature key usage or the code-signing EKU; refuse
+    # here what it would refuse later, so a bad chain fails at signing rather than at every verify.
+    try:
+        if leaf.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature:
+            return
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        if ExtendedKeyUsageOID.CODE_SIGNING in leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value:
+            return
+    except x509.ExtensionNotFound:
+        pass
+    raise SignerError("the signing certificate allows neither digitalSignature nor code signing")
+
+
+class EcdsaKeySigner(StatementSigner):
+    """A signer holding one ECDSA key (P-256/384/521): bare-key bundles, or certificate bundles with a chain.
+
+    Subclasses supply the public key and :meth:`_sign`, ECDSA over a message with the curve's hash.
+    Every signature is checked against the public key before it is put in a bundle, so a token or a
+    key file that does not match its public half fails here, not at verification.
+    """
+
+    def __init__(self, public_key: ec.EllipticCurvePublicKey, chain: Sequence[x509.Certificate] | None = None) -> None:
+        self._hash = ecdsa_hash(public_key)
+        self._public_key = public_key
+        self._chain = tuple(chain or ())
+        if chain is not None:
+            if not self._chain:
+                raise SignerError("the certificate chain is empty")
+            _check_signing_certificate(self._chain[0], public_key)
+
+    @property
+    def public_key(self) -> ec.EllipticCurvePublicKey:
+        """The public half of the signing key."""
+        return self._public_key
+
+    @property
+    def certificate_chain(self) -> tuple[x509.Certificate, ...]:
+        """The signing certificate and intermediates (empty for a bare key)."""
+        return self._chain
+
+    @abc.abstractmethod
+    def _sign(self, message: bytes) -> bytes:
+        """ECDSA-sign ``message`` with the curve's hash; return a DER signature."""
+
+    def sign_dsse(self, payload: bytes, payload_type: str) -> dict[str, Any]:
+        """Sign ``payload`` into a DSSE envelope inside a key or certificate bundle."""
+
+        def sign_checked(message: bytes) -> bytes:
+            signature = self._sign(message)
+            try:
+                self._public_key.verify(signature, message, ec.ECDSA(self._hash))
+            except InvalidSignature:
+                raise SignerError("the signing key made a signature its public key does not verify") from None
+            return signature
+
+        envelope = sign_envelope(payload, payload_type, sign_checked)
+        if self._chain:
+            return certificate_bundle(envelope, self._chain)
+        return key_bundle(envelope, self._public_key)
+
+    def _describe_key(self) -> dict[str, Any]:
+        described: dict[str, Any] = {
+            "algorithm": f"ecdsa-{self._public_key.curve.name}-{self._hash.name}",
+            "public_key_hint": public_key_hint(self._public_key),
+        }
+        if self._chain:
+            described["certificate_subject"] = self._chain[0].subject.rfc4514_string()
+            described["certificate_sha256"] = self._chain[0].fingerprint(hashes.SHA256()).hex()
+        return described

@@ -1,0 +1,207 @@
+"""Recompute a target's digests from its files and match them to the subjects of a verified statement.
+
+Digests are always recomputed here; a statement's digests are only ever compared against, never used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import stat
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+from ccdeploy.errors import ModelInputError, SubjectMismatch, UsageError
+from ccdeploy.provenance.verify._report import Report, SubjectMatch
+from ccdeploy.provenance.verify._statement import Statement
+from ccdeploy.seal._header import MAGIC
+from ccdeploy.seal.digest import DIGEST_ALGORITHM, sealed_digest
+from ccdeploy.seal.manifest import collect_model_files, manifest_digest, new_hasher
+
+__all__ = [
+    "FILE_DIGESTS",
+    "MODEL_SIGNING_PREDICATE",
+    "Target",
+    "file_digest",
+    "match_subjects",
+    "open_target",
+]
+
+MODEL_SIGNING_PREDICATE = "https://model_signing/signature/v1.0"
+FILE_DIGESTS = ("sha256", "sha384", "sha512")
+_CHUNK = 8 << 20
+
+TargetKind = Literal["file", "sealed", "directory"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """What was signed, on disk: a single file, a sealed artifact, or a model directory."""
+
+    path: Path
+    kind: TargetKind
+    ignore_paths: tuple[str, ...] = ()
+    """Directory targets: paths (relative to the directory) left out, on top of the predicate's own."""
+
+
+def open_target(path: Path, ignore_paths: Sequence[str] = (), signature: Path | None = None) -> Target:
+    """Classify ``path``; a signature file inside a model directory is ignored, as model_signing does.
+
+    Raises:
+        UsageError: the target does not exist or is neither a regular file nor a directory.
+    """
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise UsageError(f"cannot read target {path}: {exc.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        ignored = list(ignore_paths)
+        if signature is not None:
+            with contextlib.suppress(ValueError):
+                ignored.append(signature.resolve().relative_to(path.resolve()).as_posix())
+        return Target(path, "directory", tuple(ignored))
+    if not stat.S_ISREG(info.st_mode):
+        raise UsageError(f"target {path} is neither a file nor a directory")
+    with path.open("rb") as handle:
+        magic = handle.read(len(MAGIC))
+    return Target(path, "sealed" if magic == MAGIC else "file")
+
+
+def file_digest(path: Path, algorithm: str) -> str:
+    """Hex digest of a file (``sha256``, ``sha384`` or ``sha512``)."""
+    hasher = hashlib.new(algorithm)
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def _require_one(report: Report, matches: list[SubjectMatch], what: str) -> list[SubjectMatch]:
+    report.subjects.extend(matches)
+    if not any(m.matched for m in matches):
+        report.failed("subject", f"no subject of the statement matches {what}")
+        raise SubjectMismatch(f"no subject of the signed statement matches {what}")
+    report.passed("subject", f"{what} matches subject {next(m.name for m in matches if m.matched)!r}")
+    return matches
+
+
+def _match_file(statement: Statement, path: Path, report: Report) -> list[SubjectMatch]:
+    computed: dict[str, str] = {}
+    matches = []
+    for name, digest in statement.subjects:
+        matched = False
+        for algorithm in FILE_DIGESTS:
+            if algorithm in digest:
+                if algorithm not in computed:
+                    computed[algorithm] = file_digest(path, algorithm)
+                matched = matched or digest[algorithm] == computed[algorithm]
+        matches.append(SubjectMatch(name, digest, matched))
+    return _require_one(report, matches, f"the digest of {path.name}")
+
+
+def _match_sealed(statement: Statement, path: Path, report: Report) -> list[SubjectMatch]:
+    sealed = sealed_digest(path)
+    sealed_matched = any(d.get(DIGEST_ALGORITHM) == sealed.value for _, d in statement.subjects)
+    matches = []
+    for name, digest in statement.subjects:
+        matched = digest.get(DIGEST_ALGORITHM) == sealed.value
+        # The plaintext manifest digest is bound by the header, which the sealed digest covers.
+        if sealed_matched and set(digest) == {"sha256"} and digest["sha256"] == sealed.header.model.manifest_digest:
+            matched = True
+        matches.append(SubjectMatch(name, digest, matched))
+    if not sealed_matched:
+        report.subjects.extend(matches)
+        report.failed("subject", f"no subject carries the {DIGEST_ALGORITHM} digest of {path.name}")
+        raise SubjectMismatch(
+            f"no subject of the signed statement carries the {DIGEST_ALGORITHM} digest of {path.name}"
+        )
+    return _require_one(report, matches, f"the sealed digest of {path.name}")
+
+
+def _ignored(path: str, ignore: Iterable[str]) -> bool:
+    parts = PurePosixPath(path).parts
+    for entry in ignore:
+        prefix = PurePosixPath(entry.strip("/")).parts
+        if prefix and parts[: len(prefix)] == prefix:
+            return True
+    return False
+
+
+def _model_serialization(predicate: dict[str, object]) -> tuple[str, list[str]]:
+    serialization = predicate.get("serialization")
+    if not isinstance(serialization, dict):
+        raise SubjectMismatch("model_signing predicate has no serialization")
+    if serialization.get("method") != "files":
+        raise SubjectMismatch(
+            f"model_signing serialization {serialization.get('method')!r} is not supported (files only)"
+        )
+    hash_type = serialization.get("hash_type")
+    if hash_type not in ("sha256", "blake3"):
+        raise SubjectMismatch(f"model_signing hash type {hash_type!r} is not supported")
+    if serialization.get("allow_symlinks") not in (False, None):
+        raise SubjectMismatch("model_signing signatures that follow symlinks are refused")
+    ignore = serialization.get("ignore_paths", [])
+    if not isinstance(ignore, list) or not all(isinstance(i, str) for i in ignore):
+        raise SubjectMismatch("model_signing ignore_paths malformed")
+    return str(hash_type), list(ignore)
+
+
+def _signed_resources(predicate: dict[str, object], hash_type: str) -> dict[str, str]:
+    resources = predicate.get("resources")
+    if not isinstance(resources, list):
+        raise SubjectMismatch("model_signing predicate has no resources")
+    signed: dict[str, str] = {}
+    for item in resources:
+        if not isinstance(item, dict) or item.get("algorithm") != hash_type:
+            raise SubjectMismatch("model_signing resource malformed or hashed with another algorithm")
+        name, digest = item.get("name"), item.get("digest")
+        if not isinstance(name, str) or not isinstance(digest, str) or name in signed:
+            raise SubjectMismatch("model_signing resource malformed or duplicated")
+        signed[name] = digest.lower()
+    return signed
+
+
+def _match_directory(statement: Statement, target: Target, report: Report) -> list[SubjectMatch]:
+    if statement.predicate_type != MODEL_SIGNING_PREDICATE:
+        raise SubjectMismatch(f"a model directory needs a {MODEL_SIGNING_PREDICATE} statement")
+    hash_type, ignore = _model_serialization(statement.predicate)
+    ignore = ignore + list(target.ignore_paths)
+    signed = _signed_resources(statement.predicate, hash_type)
+    try:
+        files = [f for f in collect_model_files(target.path) if not _ignored(f.path, ignore)]
+    except ModelInputError as exc:
+        raise SubjectMismatch(f"model directory cannot be hashed as signed: {exc.message}") from None
+    computed: dict[str, str] = {}
+    for entry in files:
+        hasher = new_hasher("sha256" if hash_type == "sha256" else "blake3")
+        with entry.source.open("rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                hasher.update(chunk)
+        computed[entry.path] = hasher.hexdigest()
+    added = sorted(set(computed) - set(signed))
+    removed = sorted(set(signed) - set(computed))
+    changed = sorted(n for n in set(signed) & set(computed) if signed[n] != computed[n])
+    if added or removed or changed:
+        detail = f"added {added}, removed {removed}, changed {changed}"
+        report.failed("model.resources", detail)
+        raise SubjectMismatch(f"model directory differs from the signed manifest: {detail}")
+    report.passed("model.resources", f"{len(computed)} files match the signed {hash_type} manifest")
+    root = manifest_digest(bytes.fromhex(computed[f.path]) for f in files)
+    matches = [SubjectMatch(name, digest, digest.get("sha256") == root) for name, digest in statement.subjects]
+    return _require_one(report, matches, f"the manifest digest of {target.path.name}")
+
+
+def match_subjects(statement: Statement, target: Target, report: Report) -> list[SubjectMatch]:
+    """Match ``target`` against the statement's subjects (see ``ccdeploy verify --help`` for the rules).
+
+    Raises:
+        SubjectMismatch: nothing matches, or a model directory differs from its signed manifest.
+        ArtifactCorrupt: a sealed target is malformed.
+    """
+    if target.kind == "file":
+        return _match_file(statement, target.path, report)
+    if target.kind == "sealed":
+        return _match_sealed(statement, target.path, report)
+    return _match_directory(statement, target, report)
