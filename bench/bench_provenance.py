@@ -112,6 +112,7 @@ def run(size: int, work: Path, repeat: int) -> dict[str, Any]:
     key_path.write_bytes(
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
+    key_path.chmod(0o600)
     pub_path = work / "signing-key.pub.pem"
     pub_path.write_bytes(
         key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)

@@ -74,3 +74,7 @@ def kek(make_kek: MakeKek) -> KeyWrapper:
 @pytest.fixture
 def provider(kek: KeyWrapper) -> KekKeyProvider:
     return KekKeyProvider([kek])
+
+
+# The SoftHSM2 token fixtures, shared by the KEK and signing tests (one token per session).
+from tests.softhsm import pkcs11_kek_uri, softhsm  # noqa: E402, F401

@@ -87,13 +87,40 @@ def _layout_mode(
     target: Path | None,
     json_output: bool,
 ) -> None:
-    if not layout_keys or links is None:
-        raise UsageError("--layout needs --layout-key and --links")
-    result = verify_layout(layout, layout_keys, links, at=_parse_at(at_text), workdir=target or Path.cwd())
+    """Verify an in-toto layout; ``--json`` gives the same five keys as bundle mode, plus ``layout``."""
+    try:
+        if not layout_keys or links is None:
+            raise UsageError("--layout needs --layout-key and --links")
+        result = verify_layout(layout, layout_keys, links, at=_parse_at(at_text), workdir=target or Path.cwd())
+    except CcdError as error:
+        if not json_output:
+            raise
+        emit_json(
+            {
+                "verdict": _verdict(error),
+                "signer": {"kind": "in-toto-layout", "layout": str(layout)},
+                "subjects": [],
+                "checks": [],
+                "error": {"type": type(error).__name__, "message": error.diagnostics(), "check": "layout"},
+            }
+        )
+        raise click.exceptions.Exit(error.exit_code) from None
+    document = result.to_dict()
     if json_output:
-        emit_json(result.to_dict())
+        emit_json(
+            {
+                "verdict": document["verdict"],
+                "signer": {"kind": "in-toto-layout", "layout": str(layout), "keyids": document["layout"]["keyids"]},
+                "subjects": [],
+                "checks": document["checks"],
+                "error": None,
+                "layout": document["layout"],
+            }
+        )
     else:
-        say(f"in-toto layout {layout} verified")
+        steps = ", ".join(document["layout"]["steps"])
+        expires = document["layout"]["expires"]
+        say(f"in-toto layout {layout} verified at {at_text or 'now'}: steps {steps}; expires {expires}")
 
 
 @click.command()

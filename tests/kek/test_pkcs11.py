@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from ccdeploy.errors import KekError, KekUnavailable, WrongKek
 from ccdeploy.kek.base import WrappedKey, kek_from_uri
-from tests.kek.conftest import SoftHsm
+from tests.softhsm import SoftHsm
 
 pkcs11 = pytest.importorskip("pkcs11", reason="python-pkcs11 is not installed (pip install ccdeploy[pkcs11])")
 

@@ -9,7 +9,7 @@ import pytest
 
 from ccdeploy._cli import main
 from ccdeploy.seal import read_header
-from tests.kek.conftest import SoftHsm
+from tests.softhsm import SoftHsm
 
 
 def test_seal_to_hsm_and_file_then_unseal_with_each(

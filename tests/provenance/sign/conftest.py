@@ -16,7 +16,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ccdeploy._cli import main
 from tests.conftest import MakeKek
-from tests.kek.conftest import SoftHsm, pkcs11_kek_uri, softhsm  # noqa: F401 - the token fixtures, shared
+from tests.softhsm import SoftHsm
 
 NOT_BEFORE = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 NOT_AFTER = datetime.datetime(2036, 1, 1, tzinfo=datetime.UTC)
@@ -178,7 +178,7 @@ class TokenKey:
 
 
 @pytest.fixture
-def token_key(softhsm: SoftHsm, tmp_path: Path) -> Callable[[str], TokenKey]:  # noqa: F811 - fixture argument
+def token_key(softhsm: SoftHsm, tmp_path: Path) -> Callable[[str], TokenKey]:
     """Generate an EC key pair (``secp256r1`` or ``secp384r1``) on the test token."""
     from pkcs11.constants import Attribute, ObjectClass
     from pkcs11.mechanisms import KeyType

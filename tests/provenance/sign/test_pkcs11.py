@@ -11,9 +11,9 @@ import pytest
 from ccdeploy._cli import main
 from ccdeploy.errors import SignerError, SignerUnavailable
 from ccdeploy.provenance.signers import signer_from_uri
-from tests.kek.conftest import SoftHsm
 from tests.provenance.sign.conftest import TokenKey
 from tests.provenance.sign.test_model_signing_interop import ms_verify_key
+from tests.softhsm import SoftHsm
 
 
 @pytest.mark.parametrize("curve", ["secp256r1", "secp384r1"])

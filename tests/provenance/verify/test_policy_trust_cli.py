@@ -121,8 +121,6 @@ def test_human_output(vectors: Path, capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_layout_mode_calls_the_layout_verifier(run_cli: RunCli, vectors: Path, tmp_path: Path) -> None:
-    if not (PACKAGE_TRUST.parent / "layout.py").exists():
-        pytest.skip("ccdeploy/provenance/layout.py is not in this tree yet")
     demo = Path(shutil.copytree(vectors / "in-toto-slsa" / "intoto-golang-demo", tmp_path / "demo"))
     rc, doc = run_cli(
         demo,
@@ -137,3 +135,38 @@ def test_layout_mode_calls_the_layout_verifier(run_cli: RunCli, vectors: Path, t
     )
     assert rc == 0, doc
     assert doc["verdict"] == "verified"
+    assert set(doc) >= {"verdict", "signer", "subjects", "checks", "error"}
+    assert doc["error"] is None and doc["signer"]["kind"] == "in-toto-layout"
+    assert doc["layout"]["steps"] == ["write-code", "package"]
+
+
+def _rs_demo(vectors: Path, tmp_path: Path) -> tuple[Path, Path]:
+    source = vectors / "in-toto-slsa" / "intoto-rs-demo"
+    work = tmp_path / "work"
+    work.mkdir()
+    for name in ("root.layout", "alice.pub", "demo-project.tar.gz"):
+        shutil.copy(source / name, work / name)
+    return work, source / "links"
+
+
+def test_layout_mode_expired_now_and_valid_before_its_expiry(run_cli: RunCli, vectors: Path, tmp_path: Path) -> None:
+    work, links = _rs_demo(vectors, tmp_path)
+    args = (work, "--layout", work / "root.layout", "--layout-key", work / "alice.pub", "--links", links)
+    rc, doc = run_cli(*args)
+    assert rc == 1
+    assert set(doc) == {"verdict", "signer", "subjects", "checks", "error"}
+    assert doc["verdict"] == "invalid"
+    assert doc["error"]["type"] == "LayoutInvalid"
+    assert "expired" in doc["error"]["message"]
+    rc, doc = run_cli(*args, "--at", "2022-12-02T18:41:06Z")
+    assert rc == 0, doc
+    assert doc["verdict"] == "verified"
+    assert doc["layout"]["steps"] == ["clone", "update-version", "package"]
+
+
+def test_layout_mode_needs_keys_and_links(run_cli: RunCli, vectors: Path, tmp_path: Path) -> None:
+    work, _ = _rs_demo(vectors, tmp_path)
+    rc, doc = run_cli(work, "--layout", work / "root.layout")
+    assert rc == 2
+    assert doc["verdict"] == "unverifiable"
+    assert doc["error"]["type"] == "UsageError"
