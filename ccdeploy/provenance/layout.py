@@ -33,6 +33,7 @@ from in_toto.models.layout import SUBLAYOUT_LINK_DIR_FORMAT
 from securesystemslib.exceptions import Error as SslibError
 
 from ccdeploy.errors import LayoutInvalid, TrustRootInvalid, UsageError
+from ccdeploy.provenance._checks import Check
 from ccdeploy.provenance._layout_document import (
     LayoutDocument,
     document_from_metadata,
@@ -48,24 +49,10 @@ _T = TypeVar("_T")
 _MAX_SUBLAYOUT_DEPTH = 8
 
 
-@dataclass(frozen=True)
-class LayoutCheck:
-    """One step of the verification and how it went.
-
-    Attributes:
-        name: The step, e.g. ``layout-signature``, ``expiry``, ``step-rules``, ``inspection untar``.
-            Steps of a sublayout are prefixed with ``sublayout <step>: ``.
-        ok: Whether it passed (a returned result only holds passed checks; a failure raises).
-        detail: What was checked, for a person to read.
-    """
-
-    name: str
-    ok: bool
-    detail: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """The check as a JSON-ready mapping ``{name, ok, detail}``."""
-        return {"name": self.name, "ok": self.ok, "detail": self.detail}
+LayoutCheck = Check
+"""One check of a layout verification (``name`` e.g. ``layout-signature``, ``expiry``, ``step-rules``,
+``inspection untar``; steps of a sublayout are prefixed ``sublayout <step>: ``). A returned result holds only
+passed checks: a failure raises."""
 
 
 @dataclass(frozen=True)

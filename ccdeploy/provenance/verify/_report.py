@@ -5,20 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ccdeploy.provenance._checks import Check
+
 __all__ = ["Check", "Report", "SubjectMatch", "VerificationResult"]
-
-
-@dataclass(frozen=True)
-class Check:
-    """One check that ran: its name, whether it held, and a short detail (never key material)."""
-
-    name: str
-    ok: bool
-    detail: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form: ``{name, ok, detail}``."""
-        return {"name": self.name, "ok": self.ok, "detail": self.detail}
 
 
 @dataclass(frozen=True)
