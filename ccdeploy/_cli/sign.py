@@ -66,7 +66,14 @@ def _report(target: Path, signer: dict[str, Any], result: SignResult, json_outpu
     metavar="PEM",
     help="Signing certificate then intermediates, for a file: or pkcs11: key (private PKI).",
 )
-@click.option("--identity-token", metavar="TOKEN", help="OIDC token for sigstore: (default: ambient CI credentials).")
+@click.option(
+    "--identity-token",
+    metavar="TOKEN",
+    envvar="SIGSTORE_ID_TOKEN",
+    show_envvar=True,
+    help="OIDC token for sigstore: (default: ambient CI credentials). Prefer the environment variable: "
+    "a token on the command line is visible to other processes.",
+)
 @click.option(
     "--trust-config",
     type=click.Path(path_type=Path, dir_okay=False, exists=True),

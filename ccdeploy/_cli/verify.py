@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import ValidationError
 
 from ccdeploy._cli._output import emit_json, json_option, say
 from ccdeploy.errors import CcdError, DecisionError, UsageError
@@ -85,10 +86,13 @@ def _layout_mode(
     links: Path | None,
     at_text: str | None,
     target: Path | None,
+    conflicts: list[str],
     json_output: bool,
 ) -> None:
-    """Verify an in-toto layout; ``--json`` gives the same five keys as bundle mode, plus ``layout``."""
+    """Verify an in-toto layout; ``--json`` gives the same five keys as bundle mode, the layout under ``signer``."""
     try:
+        if conflicts:
+            raise UsageError(f"--layout verifies an in-toto layout and takes none of {', '.join(conflicts)}")
         if not layout_keys or links is None:
             raise UsageError("--layout needs --layout-key and --links")
         result = verify_layout(layout, layout_keys, links, at=_parse_at(at_text), workdir=target or Path.cwd())
@@ -106,21 +110,48 @@ def _layout_mode(
         )
         raise click.exceptions.Exit(error.exit_code) from None
     document = result.to_dict()
+    details = document["layout"]
     if json_output:
         emit_json(
             {
                 "verdict": document["verdict"],
-                "signer": {"kind": "in-toto-layout", "layout": str(layout), "keyids": document["layout"]["keyids"]},
+                "signer": {**details, "kind": "in-toto-layout", "layout": str(layout)},
                 "subjects": [],
                 "checks": document["checks"],
                 "error": None,
-                "layout": document["layout"],
             }
         )
     else:
-        steps = ", ".join(document["layout"]["steps"])
-        expires = document["layout"]["expires"]
-        say(f"in-toto layout {layout} verified at {at_text or 'now'}: steps {steps}; expires {expires}")
+        steps = ", ".join(details["steps"])
+        say(f"in-toto layout {layout} verified at {at_text or 'now'}: steps {steps}; expires {details['expires']}")
+
+
+def _policy(
+    policy_file: Path | None,
+    identity: str | None,
+    issuer: str | None,
+    source: str | None,
+    source_ref: str | None,
+    builder_id: str | None,
+    workflow: str | None,
+) -> SignerPolicy:
+    policy = load_policy(policy_file) if policy_file is not None else SignerPolicy()
+    try:
+        flags = SignerPolicy(
+            identity=identity,
+            issuer=issuer,
+            source_repository=source,
+            source_ref=source_ref,
+            builder_id=builder_id,
+            workflow=workflow,
+        )
+    except ValidationError as exc:
+        names = {"source_repository": "source"}
+        problems = "; ".join(
+            f"--{names.get(str(e['loc'][0]), str(e['loc'][0])).replace('_', '-')}: {e['msg']}" for e in exc.errors()
+        )
+        raise UsageError(f"invalid signer flags: {problems}") from None
+    return policy.merged(flags)
 
 
 @click.command()
@@ -232,26 +263,36 @@ def verify(
 
     Subject digests are always recomputed from TARGET. Keyless bundles need a signer to check
     (--identity/--issuer, --builder-id, --workflow or --policy); key-signed ones need --key;
-    certificate-signed ones without a log entry need --cert-root.
+    certificate-signed ones without a log entry need --cert-root. Signer flags that the bundle cannot
+    show (any of them for a key-signed bundle; all but --identity, and --issuer where the certificate
+    names one, for a private-PKI certificate) are refused, never ignored.
     """
     del offline  # verification never fetches; the flag only documents that
     if layout is not None:
-        _layout_mode(layout, layout_keys, links_dir, at_text, target, json_output)
+        given = {
+            "--signature": signature is not None,
+            "--key": bool(key_files),
+            "--identity": identity is not None,
+            "--issuer": issuer is not None,
+            "--cert-root": bool(cert_root_files),
+            "--trust-root": trust_root_file is not None,
+            "--policy": policy_file is not None,
+            "--source": source is not None,
+            "--source-ref": source_ref is not None,
+            "--builder-id": builder_id is not None,
+            "--workflow": workflow is not None,
+            "--ignore-path": bool(ignore_paths),
+        }
+        conflicts = [name for name, present in given.items() if present]
+        _layout_mode(layout, layout_keys, links_dir, at_text, target, conflicts, json_output)
         return
-    if target is None or signature is None:
-        raise UsageError("give TARGET and --signature BUNDLE (or --layout for in-toto layout mode)")
     report = Report()
     try:
-        policy = load_policy(policy_file) if policy_file is not None else SignerPolicy()
-        flags = SignerPolicy(
-            identity=identity,
-            issuer=issuer,
-            source_repository=source,
-            source_ref=source_ref,
-            builder_id=builder_id,
-            workflow=workflow,
-        )
-        policy = policy.merged(flags)
+        if layout_keys or links_dir is not None:
+            raise UsageError("--layout-key and --links belong to --layout (in-toto layout mode)")
+        if target is None or signature is None:
+            raise UsageError("give TARGET and --signature BUNDLE (or --layout for in-toto layout mode)")
+        policy = _policy(policy_file, identity, issuer, source, source_ref, builder_id, workflow)
         trust = TrustInputs(
             trusted_root=load_trusted_root(trust_root_file),
             at=_parse_at(at_text),

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,7 @@ from ccdeploy.provenance.predicates import (
 from ccdeploy.provenance.signers.base import StatementSigner
 from ccdeploy.provenance.statement import PAYLOAD_TYPE, Statement, Subject
 from ccdeploy.seal._header import MAGIC
-from ccdeploy.seal._io import atomic_output_file, os_error, output_path, write_all
+from ccdeploy.seal._io import os_error, output_path, temp_sibling, write_all
 from ccdeploy.seal.digest import SealedDigest, sealed_digest_cached
 
 __all__ = [
@@ -110,25 +111,49 @@ def _sign_all(signer: StatementSigner, planned: Sequence[tuple[Path, Statement]]
     return documents
 
 
+def _stage(targets: Sequence[Path], documents: Sequence[bytes], staged: list[tuple[Path, Path]]) -> None:
+    for target, document in zip(targets, documents, strict=True):
+        temp = temp_sibling(target)
+        staged.append((temp, target))
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            write_all(fd, document)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def _write_all(planned: Sequence[tuple[Path, Statement]], documents: Sequence[bytes], overwrite: bool) -> None:
+    """Write every bundle to a temporary sibling first, then rename them all into place.
+
+    A failure while writing leaves no new file and never touches an existing bundle; a failure among
+    the final renames removes the names this call created, and only bundles already replaced by then
+    (with ``--force``) stay replaced.
+    """
     targets = [output_path(path) for path, _ in planned]
     if len(set(targets)) != len(targets):
         raise UsageError("two bundles would be written to the same path")
-    if not overwrite:
-        for target in targets:
-            if target.exists() or target.is_symlink():
-                raise UsageError(f"{target} already exists (use --force to replace it)")
-    written: list[Path] = []
+    existing = {target for target in targets if os.path.lexists(target)}
+    if existing and not overwrite:
+        raise UsageError(f"{sorted(existing)[0]} already exists (use --force to replace it)")
+    staged: list[tuple[Path, Path]] = []
+    created: list[Path] = []
     try:
-        for target, document in zip(targets, documents, strict=True):
-            with atomic_output_file(target, overwrite=overwrite, mode=0o644) as fd:
-                write_all(fd, document)
-            written.append(target)
-    except BaseException:
-        for path in written:
+        _stage(targets, documents, staged)
+        for temp, target in staged:
+            # Without --force, link (which fails if the name appeared meanwhile) rather than replace.
+            (os.replace if overwrite else os.link)(temp, target)
+            if target not in existing:
+                created.append(target)
+    except OSError as exc:
+        for path in created:
             with contextlib.suppress(OSError):
                 path.unlink()
-        raise
+        raise os_error(exc, f"write {exc.filename or 'a bundle'}") from None
+    finally:
+        for temp, _ in staged:
+            with contextlib.suppress(OSError):
+                temp.unlink()
 
 
 def _run(

@@ -16,7 +16,7 @@ DIGEST_ALGORITHM = "ccseal.v1.blake3"
 """The in-toto ``DigestSet`` key of a sealed artifact's digest."""
 DIGEST_RECORD_SUFFIX = ".digest.json"
 _DOMAIN = b"ccseal/v1 artifact digest\n"
-_RECORD_FORMAT = "ccseal-digest-record/v1"
+_RECORD_FORMAT = "ccseal-digest-record/v2"
 
 
 def new_part_hasher(threads: bool = False) -> blake3.blake3:
@@ -34,13 +34,23 @@ def combine_parts(part_digests: Sequence[bytes]) -> str:
 
 @dataclass(frozen=True)
 class DigestRecord:
-    """The sidecar ``<artifact>.digest.json`` written by ``ccdeploy seal``: a cache of the artifact digest."""
+    """The sidecar ``<artifact>.digest.json`` written by ``ccdeploy seal``: the part digests of the artifact.
 
-    value: str
+    Only the stream digests are ever taken from it: a reader recomputes the head's digest from the file
+    and the artifact digest from the parts, so a record cannot name an artifact with another header.
+    """
+
+    parts: tuple[str, ...]
+    """Hex BLAKE3 of each part: the head, then every stream in payload order."""
     header_sha256: str
     artifact_id: str
     size: int
     mtime_ns: int
+
+    @property
+    def value(self) -> str:
+        """The artifact digest these parts combine to."""
+        return combine_parts([bytes.fromhex(part) for part in self.parts])
 
     def to_json(self) -> bytes:
         """The record's JSON bytes."""
@@ -48,6 +58,7 @@ class DigestRecord:
             "format": _RECORD_FORMAT,
             "algorithm": DIGEST_ALGORITHM,
             "digest": self.value,
+            "parts": list(self.parts),
             "header_sha256": self.header_sha256,
             "artifact_id": self.artifact_id,
             "size": self.size,
@@ -61,18 +72,18 @@ def record_path(artifact: Path) -> Path:
     return artifact.with_name(artifact.name + DIGEST_RECORD_SUFFIX)
 
 
-def write_digest_record(artifact: Path, value: str, header_json: bytes, artifact_id: str) -> Path:
+def write_digest_record(artifact: Path, parts: Sequence[bytes], header_json: bytes, artifact_id: str) -> Path:
     """Write the digest record beside a freshly sealed ``artifact`` (atomically); return its path."""
     info = artifact.stat()
     record = DigestRecord(
-        value=value,
+        parts=tuple(part.hex() for part in parts),
         header_sha256=hashlib.sha256(header_json).hexdigest(),
         artifact_id=artifact_id,
         size=info.st_size,
         mtime_ns=info.st_mtime_ns,
     )
     target = record_path(artifact)
-    with atomic_output_file(target, overwrite=True) as fd:
+    with atomic_output_file(target, overwrite=True, mode=0o644) as fd:
         pwrite_all(fd, record.to_json(), 0)
     return target
 
@@ -83,8 +94,11 @@ def read_digest_record(artifact: Path) -> DigestRecord | None:
         document = json.loads(record_path(artifact).read_bytes())
         if document.get("format") != _RECORD_FORMAT or document.get("algorithm") != DIGEST_ALGORITHM:
             return None
+        parts = tuple(str(part) for part in document["parts"])
+        if not parts or any(len(bytes.fromhex(part)) != 32 for part in parts):
+            return None
         return DigestRecord(
-            value=str(document["digest"]),
+            parts=parts,
             header_sha256=str(document["header_sha256"]),
             artifact_id=str(document["artifact_id"]),
             size=int(document["size"]),

@@ -24,7 +24,9 @@ fails verification.
 from __future__ import annotations
 
 import hashlib
+import io
 import mmap
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,38 +78,27 @@ class SealedDigest:
         return {DIGEST_ALGORITHM: self.value}
 
 
-def sealed_digest(path: Path) -> SealedDigest:
-    """Compute a sealed artifact's digest from its bytes (parses the header; needs no key).
-
-    Raises:
-        ArtifactCorrupt: not a ccseal artifact, truncated, or with bytes after its last stream.
-    """
-    source = open_source(path)
+def _open(path: Path) -> io.BufferedReader:
     try:
-        header, preamble_and_header, _mac = _read_header(source)
-        size = source.size
-    finally:
-        source.close()
-    head_size = len(preamble_and_header) + _header.MAC_SIZE
-    sizes = header.stream_sizes()
-    expected = head_size + sum(sizes)
+        return path.open("rb")
+    except OSError as exc:
+        raise os_error(exc, f"read {path}") from None
+
+
+def _head(handle: io.BufferedReader) -> tuple[_header.SealedHeader, bytes, int]:
+    """Parse the header from an open artifact; return it, the head's bytes and the artifact's exact size."""
+    header, preamble_and_header, mac = _read_header(open_source(handle))
+    head = preamble_and_header + mac
+    expected = len(head) + sum(header.stream_sizes())
+    size = os.fstat(handle.fileno()).st_size
     if size != expected:
         which = "truncated" if size < expected else "followed by trailing bytes"
         raise ArtifactCorrupt(f"sealed artifact is {which} ({size} bytes; its header describes {expected})")
-    try:
-        handle = path.open("rb")
-    except OSError as exc:
-        raise os_error(exc, f"read {path}") from None
-    with handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-        if len(mapped) != expected:
-            raise ArtifactCorrupt("sealed artifact changed while it was being hashed")
-        parts = []
-        offset = 0
-        for length in (head_size, *sizes):
-            with memoryview(mapped)[offset : offset + length] as part:
-                parts.append(new_part_hasher(threads=True).update(part).digest())
-            offset += length
-    header_json = preamble_and_header[_header.PREAMBLE_SIZE :]
+    return header, head, size
+
+
+def _sealed(header: _header.SealedHeader, head: bytes, size: int, parts: list[bytes]) -> SealedDigest:
+    header_json = head[_header.PREAMBLE_SIZE : len(head) - _header.MAC_SIZE]
     return SealedDigest(
         value=combine_parts(parts),
         header_sha256=hashlib.sha256(header_json).hexdigest(),
@@ -117,26 +108,52 @@ def sealed_digest(path: Path) -> SealedDigest:
     )
 
 
+def sealed_digest(path: Path) -> SealedDigest:
+    """Compute a sealed artifact's digest from its bytes (parses the header; needs no key).
+
+    The header is parsed from, and every part hashed through, one open file, so the digest and the
+    header it reports always come from the same file.
+
+    Raises:
+        ArtifactCorrupt: not a ccseal artifact, truncated, or with bytes after its last stream.
+    """
+    with _open(path) as handle:
+        header, head, size = _head(handle)
+        parts = [new_part_hasher().update(head).digest()]
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            offset = len(head)
+            for length in header.stream_sizes():
+                with memoryview(mapped)[offset : offset + length] as part:
+                    parts.append(new_part_hasher(threads=True).update(part).digest())
+                offset += length
+    return _sealed(header, head, size, parts)
+
+
 def sealed_digest_cached(path: Path) -> tuple[SealedDigest, bool]:
-    """The artifact digest, from its digest record when that still describes the file; else computed.
+    """The artifact digest, from the seal-time digest record when that still describes the file; else computed.
+
+    The record is used only while the file's size and modification time, its artifact id and header
+    digest match, and only for the streams: the head's digest (preamble, header, MAC) is recomputed
+    from the file, so the digest returned always covers this file's header.
 
     Returns:
-        The digest and whether it came from the record (``True``) or from hashing the file (``False``).
+        The digest and whether the stream digests came from the record (``True``) or from hashing (``False``).
     """
     record = read_digest_record(path)
     if record is not None:
-        try:
-            info = path.stat()
-        except OSError as exc:
-            raise os_error(exc, f"read {path}") from None
-        if info.st_size == record.size and info.st_mtime_ns == record.mtime_ns:
-            source = open_source(path)
-            try:
-                header, preamble_and_header, _mac = _read_header(source)
-            finally:
-                source.close()
-            header_sha256 = hashlib.sha256(preamble_and_header[_header.PREAMBLE_SIZE :]).hexdigest()
-            if header.artifact_id == record.artifact_id and header_sha256 == record.header_sha256:
-                digest = SealedDigest(record.value, header_sha256, header.artifact_id, info.st_size, header)
-                return digest, True
+        with _open(path) as handle:
+            header, head, size = _head(handle)
+            info = os.fstat(handle.fileno())
+        header_json = head[_header.PREAMBLE_SIZE : len(head) - _header.MAC_SIZE]
+        usable = (
+            info.st_mtime_ns == record.mtime_ns
+            and size == record.size
+            and header.artifact_id == record.artifact_id
+            and hashlib.sha256(header_json).hexdigest() == record.header_sha256
+            and len(record.parts) == 1 + len(header.model.files)
+            and record.parts[0] == new_part_hasher().update(head).hexdigest()
+        )
+        if usable:
+            parts = [bytes.fromhex(part) for part in record.parts]
+            return _sealed(header, head, size, parts), True
     return sealed_digest(path), False

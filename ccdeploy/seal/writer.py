@@ -23,7 +23,7 @@ from ccdeploy.kek.base import KeyWrapper
 from ccdeploy.seal import _header, _segments
 from ccdeploy.seal._io import atomic_output_file, os_error, pwrite_all, readinto_exactly, start_writeback
 from ccdeploy.seal._parallel import Stop, check_stop, run_all
-from ccdeploy.seal._parts import combine_parts, new_part_hasher, write_digest_record
+from ccdeploy.seal._parts import new_part_hasher, write_digest_record
 from ccdeploy.seal.manifest import HashAlgorithm, ModelFile, collect_model_files, manifest_digest, new_hasher
 
 __all__ = ["BATCH_SEGMENTS", "PIPELINE_DEPTH", "Progress", "seal_model", "wrap_for_recipients"]
@@ -241,6 +241,5 @@ def seal_model(
         pwrite_all(fd, preamble_and_header + mac, 0)
         head = new_part_hasher().update(preamble_and_header + mac).digest()
     if digest_record:
-        artifact_digest = combine_parts([head, *(part for _, part in results)])
-        write_digest_record(output, artifact_digest, header_bytes, header.artifact_id)
+        write_digest_record(output, [head, *(part for _, part in results)], header_bytes, header.artifact_id)
     return header

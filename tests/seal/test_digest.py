@@ -22,7 +22,7 @@ from ccdeploy.seal.digest import (
     sealed_digest,
     sealed_digest_cached,
 )
-from tests.seal.conftest import random_bytes
+from tests.seal.conftest import random_bytes, write_model_dir
 
 
 def _independent_digest(path: Path) -> str:
@@ -83,14 +83,38 @@ def test_a_forged_record_is_not_trusted_when_the_header_differs(sealed: Path) ->
     path = record_path(sealed)
     document = json.loads(path.read_text())
     document["header_sha256"] = "0" * 64
-    document["digest"] = "1" * 64
     path.write_text(json.dumps(document))
     digest, from_record = sealed_digest_cached(sealed)
     assert not from_record
     assert digest.value == _independent_digest(sealed)
 
 
-@pytest.mark.parametrize("content", [b"", b"{", b"[]", b'{"format": "ccseal-digest-record/v1"}'])
+def test_a_record_cannot_name_another_artifact(sealed: Path, tmp_path: Path, kek: KeyWrapper) -> None:
+    """Whoever edits the record cannot make the digest cover another artifact's head (review finding)."""
+    other_model = write_model_dir(tmp_path / "other", {"x.bin": b"other model"})
+    other = tmp_path / "other.ccseal"
+    seal_model(other_model, other, [kek])
+    path = record_path(sealed)
+    document = json.loads(path.read_text())
+    foreign = json.loads(record_path(other).read_text())
+    document["digest"] = foreign["digest"]  # the summary value is never trusted
+    path.write_text(json.dumps(document))
+    digest, from_record = sealed_digest_cached(sealed)
+    assert from_record
+    assert digest.value == _independent_digest(sealed) != foreign["digest"]
+    document["parts"][0] = foreign["parts"][0]  # another artifact's head: refused, recomputed
+    path.write_text(json.dumps(document))
+    digest, from_record = sealed_digest_cached(sealed)
+    assert not from_record
+    assert digest.value == _independent_digest(sealed)
+    document["parts"] = document["parts"][:1]  # wrong number of parts
+    path.write_text(json.dumps(document))
+    assert sealed_digest_cached(sealed) == (sealed_digest(sealed), False)
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"{", b"[]", b'{"format": "ccseal-digest-record/v1"}', b'{"format": "ccseal-digest-record/v2"}']
+)
 def test_an_unreadable_record_is_ignored(sealed: Path, content: bytes) -> None:
     record_path(sealed).write_bytes(content)
     assert read_digest_record(sealed) is None

@@ -130,19 +130,21 @@ def load_certificate_chain(path: Path) -> tuple[x509.Certificate, ...]:
 def _check_signing_certificate(leaf: x509.Certificate, public_key: ec.EllipticCurvePublicKey) -> None:
     if leaf.public_key() != public_key:
         raise SignerError("the signing certificate's public key is not the signing key's public key")
-    # model_signing accepts a leaf with digitalSignature key usage or the code-signing EKU; refuse
-    # here what it would refuse later, so a bad chain fails at signing rather than at every verify.
+    # `ccdeploy verify --cert-root` requires the code-signing EKU (and digitalSignature when a KeyUsage
+    # extension is present); refuse here what it would refuse, so a bad certificate fails at signing
+    # rather than at every verification.
     try:
-        if leaf.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature:
-            return
+        usages = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
-        pass
+        usages = None
+    if usages is None or ExtendedKeyUsageOID.CODE_SIGNING not in usages:
+        raise SignerError("the signing certificate lacks the code-signing extended key usage (1.3.6.1.5.5.7.3.3)")
     try:
-        if ExtendedKeyUsageOID.CODE_SIGNING in leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value:
-            return
+        key_usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
-        pass
-    raise SignerError("the signing certificate allows neither digitalSignature nor code signing")
+        return
+    if not key_usage.digital_signature:
+        raise SignerError("the signing certificate's key usage does not allow digitalSignature")
 
 
 class EcdsaKeySigner(StatementSigner):

@@ -14,10 +14,11 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from ccdeploy.errors import ModelInputError, SubjectMismatch, UsageError
+from ccdeploy.provenance.predicates import SEAL_BUILD_TYPE, SLSA_PREDICATE_TYPE
 from ccdeploy.provenance.verify._report import Report, SubjectMatch
 from ccdeploy.provenance.verify._statement import Statement
 from ccdeploy.seal._header import MAGIC
-from ccdeploy.seal.digest import DIGEST_ALGORITHM, sealed_digest
+from ccdeploy.seal.digest import DIGEST_ALGORITHM, SealedDigest, sealed_digest
 from ccdeploy.seal.manifest import collect_model_files, manifest_digest, new_hasher
 
 __all__ = [
@@ -31,6 +32,8 @@ __all__ = [
 
 MODEL_SIGNING_PREDICATE = "https://model_signing/signature/v1.0"
 FILE_DIGESTS = ("sha256", "sha384", "sha512")
+SEAL_HEADER_BYPRODUCT = "ccseal-header"
+"""The byproduct of a ccdeploy seal provenance that names the sealed header by its SHA-256."""
 _CHUNK = 8 << 20
 
 TargetKind = Literal["file", "sealed", "directory"]
@@ -88,6 +91,11 @@ def _require_one(report: Report, matches: list[SubjectMatch], what: str) -> list
 
 
 def _match_file(statement: Statement, path: Path, report: Report) -> list[SubjectMatch]:
+    if statement.predicate_type == MODEL_SIGNING_PREDICATE:
+        # model_signing hashes a single-file model as a one-file manifest whose resource is named ".".
+        hash_type, _ = _model_serialization(statement.predicate)
+        signed = _signed_resources(statement.predicate, hash_type)
+        return _match_model_manifest(statement, signed, {".": _hash_file(path, hash_type)}, hash_type, path, report)
     computed: dict[str, str] = {}
     matches = []
     for name, digest in statement.subjects:
@@ -101,23 +109,60 @@ def _match_file(statement: Statement, path: Path, report: Report) -> list[Subjec
     return _require_one(report, matches, f"the digest of {path.name}")
 
 
+def _dict(value: object) -> dict[str, object]:
+    return value if isinstance(value, dict) else {}
+
+
+def _check_seal_provenance(statement: Statement, sealed: SealedDigest, report: Report) -> None:
+    """A ccdeploy seal provenance names the header it was made from: it must be this artifact's header."""
+    if statement.predicate_type != SLSA_PREDICATE_TYPE:
+        return
+    if _dict(statement.predicate.get("buildDefinition")).get("buildType") != SEAL_BUILD_TYPE:
+        return
+    run = _dict(statement.predicate.get("runDetails"))
+    byproducts = run.get("byproducts")
+    headers = [
+        _dict(b).get("digest")
+        for b in (byproducts if isinstance(byproducts, list) else [])
+        if _dict(b).get("name") == SEAL_HEADER_BYPRODUCT
+    ]
+    expected = {"sha256": sealed.header_sha256}
+    if len(headers) != 1 or headers[0] != expected:
+        detail = f"{SEAL_HEADER_BYPRODUCT} byproduct {headers!r}, the artifact's header has {expected!r}"
+        report.failed("subject.seal_header", detail)
+        raise SubjectMismatch(f"the seal provenance names another header than the artifact's: {detail}")
+    invocation = _dict(run.get("metadata")).get("invocationId")
+    if invocation is not None and invocation != sealed.artifact_id:
+        detail = f"invocationId {invocation!r}, the artifact id is {sealed.artifact_id!r}"
+        report.failed("subject.seal_header", detail)
+        raise SubjectMismatch(f"the seal provenance names another artifact: {detail}")
+    report.passed("subject.seal_header", f"seal provenance names this artifact's header ({sealed.header_sha256})")
+
+
 def _match_sealed(statement: Statement, path: Path, report: Report) -> list[SubjectMatch]:
     sealed = sealed_digest(path)
-    sealed_matched = any(d.get(DIGEST_ALGORITHM) == sealed.value for _, d in statement.subjects)
+    own = {DIGEST_ALGORITHM: sealed.value}
+    manifest = {"sha256": sealed.header.model.manifest_digest}
     matches = []
     for name, digest in statement.subjects:
-        matched = digest.get(DIGEST_ALGORITHM) == sealed.value
-        # The plaintext manifest digest is bound by the header, which the sealed digest covers.
-        if sealed_matched and set(digest) == {"sha256"} and digest["sha256"] == sealed.header.model.manifest_digest:
-            matched = True
+        # Either the sealed file itself (its artifact digest, nothing else) or the plaintext model it
+        # seals, whose manifest digest the header binds and the sealed digest covers.
+        matched = digest in (own, manifest)
         matches.append(SubjectMatch(name, digest, matched))
-    if not sealed_matched:
-        report.subjects.extend(matches)
+    report.subjects.extend(matches)
+    if own not in (m.digest for m in matches):
         report.failed("subject", f"no subject carries the {DIGEST_ALGORITHM} digest of {path.name}")
         raise SubjectMismatch(
             f"no subject of the signed statement carries the {DIGEST_ALGORITHM} digest of {path.name}"
         )
-    return _require_one(report, matches, f"the sealed digest of {path.name}")
+    unmatched = [m.name for m in matches if not m.matched]
+    if unmatched:
+        detail = f"subjects {unmatched!r} are neither {path.name} nor the model it seals"
+        report.failed("subject", detail)
+        raise SubjectMismatch(f"the signed statement names other artifacts than {path.name}: {detail}")
+    report.passed("subject", f"every subject is {path.name} (sealed digest) or the model it seals (manifest digest)")
+    _check_seal_provenance(statement, sealed, report)
+    return matches
 
 
 def _ignored(path: str, ignore: Iterable[str]) -> bool:
@@ -163,6 +208,40 @@ def _signed_resources(predicate: dict[str, object], hash_type: str) -> dict[str,
     return signed
 
 
+def _hash_file(path: Path, hash_type: str) -> str:
+    hasher = new_hasher("sha256" if hash_type == "sha256" else "blake3")
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def _match_model_manifest(
+    statement: Statement,
+    signed: dict[str, str],
+    computed: dict[str, str],
+    hash_type: str,
+    path: Path,
+    report: Report,
+) -> list[SubjectMatch]:
+    """Compare the signed resources with the recomputed ones (in manifest order), then the root digest."""
+    if not signed or not computed:
+        detail = f"signed resources {len(signed)}, files hashed {len(computed)}"
+        report.failed("model.resources", detail)
+        raise SubjectMismatch(f"a model_signing statement must cover at least one file: {detail}")
+    added = sorted(set(computed) - set(signed))
+    removed = sorted(set(signed) - set(computed))
+    changed = sorted(n for n in set(signed) & set(computed) if signed[n] != computed[n])
+    if added or removed or changed:
+        detail = f"added {added}, removed {removed}, changed {changed}"
+        report.failed("model.resources", detail)
+        raise SubjectMismatch(f"model differs from the signed manifest: {detail}")
+    report.passed("model.resources", f"{len(computed)} files match the signed {hash_type} manifest")
+    root = manifest_digest(bytes.fromhex(digest) for digest in computed.values())
+    matches = [SubjectMatch(name, digest, digest.get("sha256") == root) for name, digest in statement.subjects]
+    return _require_one(report, matches, f"the manifest digest of {path.name}")
+
+
 def _match_directory(statement: Statement, target: Target, report: Report) -> list[SubjectMatch]:
     if statement.predicate_type != MODEL_SIGNING_PREDICATE:
         raise SubjectMismatch(f"a model directory needs a {MODEL_SIGNING_PREDICATE} statement")
@@ -173,31 +252,20 @@ def _match_directory(statement: Statement, target: Target, report: Report) -> li
         files = [f for f in collect_model_files(target.path) if not _ignored(f.path, ignore)]
     except ModelInputError as exc:
         raise SubjectMismatch(f"model directory cannot be hashed as signed: {exc.message}") from None
-    computed: dict[str, str] = {}
-    for entry in files:
-        hasher = new_hasher("sha256" if hash_type == "sha256" else "blake3")
-        with entry.source.open("rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                hasher.update(chunk)
-        computed[entry.path] = hasher.hexdigest()
-    added = sorted(set(computed) - set(signed))
-    removed = sorted(set(signed) - set(computed))
-    changed = sorted(n for n in set(signed) & set(computed) if signed[n] != computed[n])
-    if added or removed or changed:
-        detail = f"added {added}, removed {removed}, changed {changed}"
-        report.failed("model.resources", detail)
-        raise SubjectMismatch(f"model directory differs from the signed manifest: {detail}")
-    report.passed("model.resources", f"{len(computed)} files match the signed {hash_type} manifest")
-    root = manifest_digest(bytes.fromhex(computed[f.path]) for f in files)
-    matches = [SubjectMatch(name, digest, digest.get("sha256") == root) for name, digest in statement.subjects]
-    return _require_one(report, matches, f"the manifest digest of {target.path.name}")
+    computed = {entry.path: _hash_file(entry.source, hash_type) for entry in files}
+    return _match_model_manifest(statement, signed, computed, hash_type, target.path, report)
 
 
 def match_subjects(statement: Statement, target: Target, report: Report) -> list[SubjectMatch]:
     """Match ``target`` against the statement's subjects (see ``ccdeploy verify --help`` for the rules).
 
+    A sealed target needs a subject with its ``ccseal.v1.blake3`` digest, and every other subject must be
+    the plaintext model it seals (``sha256`` manifest digest); a ccdeploy seal provenance must name its header.
+    A model_signing statement must cover at least one file; a single file is its one resource ``.``.
+
     Raises:
-        SubjectMismatch: nothing matches, or a model directory differs from its signed manifest.
+        SubjectMismatch: nothing matches, a sealed target's statement names something else, or a model
+            differs from its signed manifest.
         ArtifactCorrupt: a sealed target is malformed.
     """
     if target.kind == "file":

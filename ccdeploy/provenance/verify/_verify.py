@@ -29,7 +29,7 @@ from sigstore.models import Bundle, TrustedRoot
 from sigstore_models.bundle.v1 import Bundle as RawBundle
 from sigstore_models.common.v1 import HashAlgorithm
 
-from ccdeploy.errors import BundleMalformed, SignatureInvalid, TrustRootInvalid, UntrustedSigner
+from ccdeploy.errors import BundleMalformed, SignatureInvalid, TrustRootInvalid, UntrustedSigner, UsageError
 from ccdeploy.provenance.verify._fulcio import certificate_claims, subject_identity
 from ccdeploy.provenance.verify._keyed import (
     Signed,
@@ -106,6 +106,21 @@ def _parse(raw: bytes) -> tuple[str, RawBundle]:
         return version, RawBundle.from_json(raw)
     except (ValueError, ValidationError) as exc:
         raise BundleMalformed(f"bundle does not parse: {type(exc).__name__}") from None
+
+
+_SIGNER_FIELDS = ("identity", "issuer", "source_repository", "source_ref", "builder_id", "workflow")
+_GITHUB_FIELDS = ("source_repository", "source_ref", "builder_id", "workflow")
+
+
+def _given(policy: SignerPolicy, names: tuple[str, ...]) -> list[str]:
+    return [name for name in names if getattr(policy, name) is not None]
+
+
+def _refuse(report: Report, given: list[str], why: str) -> None:
+    if given:
+        detail = f"{', '.join(given)} cannot be checked: {why}"
+        report.failed("signer.policy", detail)
+        raise UsageError(detail)
 
 
 def _keyless(
@@ -197,6 +212,12 @@ def _private_pki(raw: RawBundle, signed: Signed, trust: TrustInputs, policy: Sig
         der = []
     if not der:
         raise BundleMalformed("bundle has an empty certificate chain")
+    _refuse(
+        report,
+        _given(policy, _GITHUB_FIELDS),
+        "the bundle is signed by a private-PKI certificate, which carries no CI build identity "
+        "(only --identity, and --issuer where the certificate names an OIDC issuer, can be checked)",
+    )
     try:
         leaf, *intermediates = (x509.load_der_x509_certificate(d) for d in der)
     except ValueError:
@@ -222,9 +243,20 @@ def _private_pki(raw: RawBundle, signed: Signed, trust: TrustInputs, policy: Sig
             },
         }
     )
-    if policy.identity is not None and identity != policy.identity:
-        report.failed("signer.identity", f"identity {identity!r}, required {policy.identity!r}")
-        raise UntrustedSigner(f"certificate identity {identity!r} is not {policy.identity!r}")
+    if policy.identity is not None:
+        if identity != policy.identity:
+            report.failed("signer.identity", f"identity {identity!r}, required {policy.identity!r}")
+            raise UntrustedSigner(f"certificate identity {identity!r} is not {policy.identity!r}")
+        report.passed("signer.identity", f"certificate identity {identity!r}")
+    if policy.issuer is not None:
+        claims = certificate_claims(leaf)
+        issuer = claims.get("issuer") or claims.get("issuer_v1")
+        if issuer is None:
+            _refuse(report, ["issuer"], "the bundle's certificate carries no OIDC issuer extension")
+        if issuer != policy.issuer:
+            report.failed("signer.issuer", f"OIDC issuer {issuer!r}, required {policy.issuer!r}")
+            raise UntrustedSigner(f"certificate OIDC issuer {issuer!r} is not {policy.issuer!r}")
+        report.passed("signer.issuer", f"certificate OIDC issuer {issuer!r}")
 
 
 def verify_bundle(
@@ -249,6 +281,8 @@ def verify_bundle(
     Raises:
         BundleMalformed, SignatureInvalid, SubjectMismatch, UntrustedSigner: the decision (exit 1).
         TrustRootInvalid: the trust inputs cannot be used as given (exit 2).
+        UsageError: ``policy`` constrains what the bundle cannot show: any signer field for a key-signed
+            bundle; for a private-PKI certificate, a CI field, or an issuer the certificate does not carry.
     """
     report = report if report is not None else Report()
     version, raw = _parse(bundle)
@@ -261,6 +295,11 @@ def verify_bundle(
     if material.public_key is not None:
         signed = Signed(raw, sha256)
         key = verify_key_signature(signed, trust.keys, material.public_key.hint, report)
+        _refuse(
+            report,
+            _given(policy, _SIGNER_FIELDS),
+            "the bundle is key-signed and carries no signer identity (the --key is what is trusted)",
+        )
         if material.tlog_entries:
             verify_managed_key_entry(raw, signed, key, trust.trusted_root, version, report)
         else:
@@ -303,24 +342,31 @@ class _Entry:
     key_signed: bool = field(default=False)
 
 
+def _is_key_signed(bundle: Any) -> bool:
+    material = bundle.get("verificationMaterial") if isinstance(bundle, dict) else None
+    return isinstance(material, dict) and "publicKey" in material
+
+
 def _entries(document: bytes) -> list[_Entry]:
     parsed = None
     try:
-        parsed = json.loads(document)
+        # Duplicate keys are refused in containers too: re-serialising an entry would otherwise
+        # silently keep one of the values.
+        parsed = json.loads(document, object_pairs_hook=_reject_duplicates)
     except (ValueError, RecursionError):
         lines = [line for line in document.splitlines() if line.strip()]
         if len(lines) > 1:  # JSON Lines: one bundle per line (.intoto.jsonl)
-            return [_Entry(i, None, line) for i, line in enumerate(lines)]
+            return [
+                _Entry(i, None, line, _is_key_signed(_load_json(line, f"line {i + 1}"))) for i, line in enumerate(lines)
+            ]
     if isinstance(parsed, dict) and isinstance(parsed.get("attestations"), list):
         entries = []
         for index, item in enumerate(parsed["attestations"]):
             if not isinstance(item, dict) or not isinstance(item.get("bundle"), dict):
                 raise BundleMalformed(f"attestations[{index}] has no bundle")
             bundle = item["bundle"]
-            material = bundle.get("verificationMaterial")
-            key_signed = isinstance(material, dict) and "publicKey" in material
             raw = json.dumps(bundle).encode()
-            entries.append(_Entry(index, item.get("predicateType"), raw, key_signed))
+            entries.append(_Entry(index, item.get("predicateType"), raw, _is_key_signed(bundle)))
         if not entries:
             raise BundleMalformed("attestations container is empty")
         return entries
@@ -349,6 +395,11 @@ def verify_document(
         return verify_bundle(entries[0].raw, target, trust, policy, report)
     results: list[VerificationResult] = []
     not_verified: list[dict[str, Any]] = []
+    # In a container the signer constraints are checked on the certificate-signed attestations; a key-signed
+    # one (npm's publish attestation) has no identity to check, so it is held to the key alone. At least one
+    # attestation must then have carried the constraints (see the check after the loop).
+    key_policy = policy.model_copy(update=dict.fromkeys(_SIGNER_FIELDS))
+    constrained = 0
     for entry in entries:
         if entry.key_signed and not trust.keys:
             not_verified.append(
@@ -359,9 +410,16 @@ def verify_document(
                 }
             )
             continue
-        results.append(verify_bundle(entry.raw, target, trust, policy, report))
+        results.append(verify_bundle(entry.raw, target, trust, key_policy if entry.key_signed else policy, report))
+        constrained += not entry.key_signed
     if not results:
         raise UntrustedSigner("no attestation in the container could be verified with the given trust inputs")
+    if not constrained:
+        _refuse(
+            report,
+            _given(policy, _SIGNER_FIELDS),
+            "every attestation in the container is key-signed and carries no signer identity",
+        )
     signer = dict(results[-1].signer)
     if not_verified:
         signer["not_verified"] = not_verified

@@ -16,7 +16,7 @@ from ccdeploy._cli import main
 from ccdeploy.errors import SignerError
 from ccdeploy.provenance.signers import SignerOptions, signer_from_uri
 from ccdeploy.provenance.signers.file import parse_file_uri
-from tests.provenance.sign.conftest import KeyFiles, Pki, write_key
+from tests.provenance.sign.conftest import KeyFiles, Pki, certificate, write_key
 
 
 def _write_private(path: Path, key: object, encryption: serialization.KeySerializationEncryption) -> Path:
@@ -134,3 +134,15 @@ def test_describe_never_holds_key_material(p384: KeyFiles) -> None:
     secret = p384.key.private_numbers().private_value
     assert format(secret, "x") not in described
     assert str(secret) not in described
+
+
+def test_x509_leaf_without_code_signing_is_refused_at_signing(pki: Pki, tmp_path: Path) -> None:
+    """What `ccdeploy verify --cert-root` would refuse is refused when signing (docs review finding)."""
+    root_key = ec.generate_private_key(ec.SECP384R1())
+    leaf = certificate(
+        "no code signing", pki.leaf_key.key.public_key(), "ccdeploy test root", root_key, ca=False, eku=False
+    )
+    chain = tmp_path / "no-eku.pem"
+    chain.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    with pytest.raises(SignerError, match="code-signing"):
+        signer_from_uri(f"x509:{pki.leaf_key.private}?chain={chain}")

@@ -22,14 +22,14 @@ DEFAULT_ISSUER = "https://token.actions.githubusercontent.com"
 def _arguments(conformance: Path, case: Path) -> list[str | Path]:
     artifact = case / "artifact" if (case / "artifact").exists() else conformance / "a.txt"
     args: list[str | Path] = [artifact, "--signature", case / "bundle.sigstore.json", "--offline"]
-    identity = (case / "identity").read_text().strip() if (case / "identity").exists() else DEFAULT_IDENTITY
-    issuer = (case / "issuer").read_text().strip() if (case / "issuer").exists() else DEFAULT_ISSUER
-    args += ["--identity", identity, "--issuer", issuer]
     if (case / "trusted_root.json").exists():
         args += ["--trust-root", case / "trusted_root.json"]
     if (case / "key.pub").exists():
-        args += ["--key", case / "key.pub"]
-    return args
+        # As the conformance suite runs a client: a key instead of an identity (a key carries none).
+        return [*args, "--key", case / "key.pub"]
+    identity = (case / "identity").read_text().strip() if (case / "identity").exists() else DEFAULT_IDENTITY
+    issuer = (case / "issuer").read_text().strip() if (case / "issuer").exists() else DEFAULT_ISSUER
+    return [*args, "--identity", identity, "--issuer", issuer]
 
 
 def _run(run_cli: RunCli, vectors: Path, name: str) -> tuple[int, dict[str, Any]]:
