@@ -119,7 +119,14 @@ def _seal_stream(
         source = entry.source.open("rb", 0)
     except OSError as exc:
         raise os_error(exc, f"read {entry.source}") from None
-    with ThreadPoolExecutor(1, thread_name_prefix="ccseal-hash") as hash_thread, source as src:
+    # The ciphertext's BLAKE3 runs on its own thread while the next batch is read, so it never adds to the
+    # encrypt-and-write thread; the cipher buffer is reused only once that hash of it has finished.
+    part_hashed: Future[object] | None = None
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="ccseal-hash") as hash_thread,
+        ThreadPoolExecutor(1, thread_name_prefix="ccseal-part") as part_thread,
+        source as src,
+    ):
         segment = 0
         slot = 0
         while segment < total_segments:
@@ -133,6 +140,8 @@ def _seal_stream(
             if readinto_exactly(src, plain) != len(plain):
                 raise ModelInputError(f"{entry.source} shrank while it was being sealed")
             pending[slot] = hash_thread.submit(hasher.update, plain)
+            if part_hashed is not None:
+                part_hashed.result()
             src_pos = dst_pos = 0
             for index, size in zip(range(segment, segment + count), sizes, strict=True):
                 _segments.encrypt_segment_into(
@@ -144,8 +153,8 @@ def _seal_stream(
                 )
                 src_pos += size
                 dst_pos += size + _segments.TAG_SIZE
-            part.update(cipher_view[:dst_pos])
             pwrite_all(out_fd, cipher_view[:dst_pos], position)
+            part_hashed = part_thread.submit(part.update, cipher_view[:dst_pos])
             start_writeback(out_fd, position, dst_pos)
             position += dst_pos
             segment += count
@@ -154,7 +163,7 @@ def _seal_stream(
                 progress(len(plain))
         if src.read(1):
             raise ModelInputError(f"{entry.source} grew while it was being sealed")
-        for future in pending:
+        for future in (*pending, part_hashed):
             if future is not None:
                 future.result()
     return hasher.hexdigest(), part.digest()
