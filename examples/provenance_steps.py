@@ -32,14 +32,15 @@ def ok(*args: str) -> str:
     return done.stdout
 
 
-def _signing_key(work: Path) -> tuple[Path, Path]:
+def write_signing_key(directory: Path, stem: str = "release-signing") -> tuple[Path, Path]:
+    """A fresh ECDSA P-384 signing key: ``STEM.pem`` (mode 0600, as ``file:`` signers require) and ``STEM.pub.pem``."""
     key = ec.generate_private_key(ec.SECP384R1())
-    private = work / "release-signing.pem"
+    private = directory / f"{stem}.pem"
     private.write_bytes(
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     private.chmod(0o600)
-    public = work / "release-signing.pub.pem"
+    public = directory / f"{stem}.pub.pem"
     public.write_bytes(
         key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
@@ -75,7 +76,7 @@ def seal_sign_verify(work: Path, model_dir: Path, kek_uri: str, cyclonedx: Path,
     assert header["bom_digest"] == bom_digest
     proved(f"the header's bom_digest slot holds the BOM's SHA-256 {bom_digest[:16]}…")
 
-    private, public = _signing_key(work)
+    private, public = write_signing_key(work)
     signed = json.loads(ok("sign", str(sealed), "--signer", f"file:{private}", "--bom", str(cyclonedx), "--json"))
     for bundle in signed["bundles"]:
         subjects = ", ".join(s["name"] for s in bundle["subjects"])
@@ -98,7 +99,7 @@ def seal_sign_verify(work: Path, model_dir: Path, kek_uri: str, cyclonedx: Path,
     refused = run("verify", str(tampered), "--signature", str(model_sig), "--key", str(public))
     assert refused.returncode == 1, refused.stdout + refused.stderr
     proved(f"a model with one changed byte is refused (exit {refused.returncode}): subjects are recomputed")
-    _, other_public = _signing_key(tampered)
+    _, other_public = write_signing_key(tampered)
     refused = run("verify", str(sealed), "--signature", str(provenance), "--key", str(other_public))
     assert refused.returncode == 1, refused.stdout + refused.stderr
     proved(f"the same signature checked against another key is refused (exit {refused.returncode})")

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 ROOT = Path(__file__).resolve().parent.parent
 CI = ROOT / "examples" / "ci"
 sys.path.insert(0, str(ROOT / "examples"))
 
+from provenance_steps import write_signing_key  # noqa: E402
 from tiny_model import build_tiny_model, save_with_external_data  # noqa: E402
 
 
@@ -33,20 +32,6 @@ def test_the_workflow_signs_keyless_and_runs_the_script() -> None:
     for step in job["steps"]:
         if "uses" in step:
             assert len(step["uses"].split("@", 1)[1]) == 40, "actions are pinned by commit SHA"
-
-
-def _key_pair(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP384R1())
-    private = directory / "ci-key.pem"
-    private.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    private.chmod(0o600)
-    public = directory / "ci-key.pub.pem"
-    public.write_bytes(
-        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
-    return private, public
 
 
 def _run(tmp_path: Path, model: Path, signer: str, verify_args: str) -> subprocess.CompletedProcess[str]:
@@ -76,7 +61,7 @@ def model_dir(tmp_path: Path) -> Path:
 
 
 def test_the_same_steps_with_a_local_key(tmp_path: Path, model_dir: Path) -> None:
-    private, public = _key_pair(tmp_path)
+    private, public = write_signing_key(tmp_path, "ci-key")
     done = _run(tmp_path, model_dir, f"file:{private}", f"--key {public}")
     assert done.returncode == 0, done.stdout + done.stderr
     dist = tmp_path / "dist"
@@ -90,10 +75,10 @@ def test_the_same_steps_with_a_local_key(tmp_path: Path, model_dir: Path) -> Non
 
 
 def test_the_gate_stops_the_pipeline_on_the_wrong_key(tmp_path: Path, model_dir: Path) -> None:
-    private, _ = _key_pair(tmp_path)
+    private, _ = write_signing_key(tmp_path, "ci-key")
     other = tmp_path / "other"
     other.mkdir()
-    _, wrong_public = _key_pair(other)
+    _, wrong_public = write_signing_key(other, "ci-key")
     done = _run(tmp_path, model_dir, f"file:{private}", f"--key {wrong_public}")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "sealed, signed and verified" not in done.stdout

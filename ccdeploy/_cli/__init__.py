@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 
@@ -10,6 +9,7 @@ import click
 
 from ccdeploy import __version__
 from ccdeploy._cli._output import CliState
+from ccdeploy._lazy import load_target
 from ccdeploy.errors import EXIT_USAGE, CcdError
 
 __all__ = ["cli", "main"]
@@ -37,8 +37,7 @@ class _LazyGroup(click.Group):
         target = COMMANDS.get(cmd_name)
         if target is None:
             return None
-        module, _, attribute = target.partition(":")
-        command: click.Command = getattr(importlib.import_module(module), attribute)
+        command: click.Command = load_target(target)
         return command
 
 

@@ -16,16 +16,14 @@ from pydantic import ValidationError
 import sbom
 from ccdeploy._cli._output import emit_json, json_option, say
 from ccdeploy.errors import EXIT_DECISION, DecisionError, UsageError
-from ccdeploy.seal import read_header
-from ccdeploy.seal._header import MAGIC
+from ccdeploy.seal import is_sealed_artifact, read_header
 from ccdeploy.seal._io import atomic_output_file, pwrite_all
 from ccdeploy.seal.digest import sealed_digest
-from ccdeploy.seal.manifest import collect_model_files, compute_manifest
+from ccdeploy.seal.manifest import collect_model_files, hash_file
 
 __all__ = ["bom"]
 
 DEFAULT_LOCK = Path("requirements/dev.lock")
-_READ_CHUNK = 1 << 20
 
 
 @contextmanager
@@ -51,35 +49,25 @@ def _write(target: Path, data: bytes, *, overwrite: bool) -> None:
         pwrite_all(fd, data, 0)
 
 
-def _is_sealed(path: Path) -> bool:
-    if not path.is_file():
-        return False
-    with path.open("rb") as handle:
-        return handle.read(len(MAGIC)) == MAGIC
-
-
 def _model_files(model: Path) -> list[sbom.FileDigest]:
-    if _is_sealed(model):
+    if is_sealed_artifact(model):
         header = read_header(model)
         if header.model.hash != "sha256":
             raise UsageError(
                 f"{model} records {header.model.hash} file digests; a BOM lists SHA-256: give the plaintext model"
             )
         return [sbom.FileDigest(path=f.path, sha256=f.digest, size=f.size) for f in header.model.files]
-    digests, _manifest = compute_manifest(model, "sha256")
-    sizes = {f.path: f.size for f in collect_model_files(model)}
-    return [sbom.FileDigest(path=path, sha256=digest, size=sizes[path]) for path, digest in digests.items()]
+    return [
+        sbom.FileDigest(path=f.path, sha256=hash_file(f.source, hashlib.sha256()), size=f.size)
+        for f in collect_model_files(model)
+    ]
 
 
 def _sha256_file(path: Path) -> str:
-    hasher = hashlib.sha256()
     try:
-        with path.open("rb") as handle:
-            while chunk := handle.read(_READ_CHUNK):
-                hasher.update(chunk)
+        return hash_file(path, hashlib.sha256())
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return hasher.hexdigest()
 
 
 def _dataset(path: Path) -> sbom.Dataset:
@@ -183,7 +171,7 @@ def create_command(
         card = sbom.load_card(_read(card_file, "model card"))
         card = card.with_datasets(tuple(_dataset(path) for path in dataset_files))
         dependencies = sbom.lock_dependencies(_read(lock_file, "lock").decode("utf-8", "replace")) if lock_file else []
-        if sealed_file is None and _is_sealed(model):
+        if sealed_file is None and is_sealed_artifact(model):
             sealed_file = model
         sealed = [_sealed(sealed_file)] if sealed_file is not None else []
         document = sbom.build_bom(

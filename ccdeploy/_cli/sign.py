@@ -16,8 +16,9 @@ import click
 from ccdeploy._cli._output import emit_json, json_option, say
 from ccdeploy.errors import UsageError
 from ccdeploy.provenance.predicates import DEFAULT_BUILDER_ID
-from ccdeploy.provenance.sign import MODEL_SIGNATURE_SUFFIX, SignResult, is_sealed_artifact, sign_model, sign_sealed
+from ccdeploy.provenance.sign import MODEL_SIGNATURE_SUFFIX, SignResult, sign_model, sign_sealed
 from ccdeploy.provenance.signers.base import SignerOptions, signer_from_uri
+from ccdeploy.seal import is_sealed_artifact
 
 
 def _read_bom(path: Path) -> bytes:

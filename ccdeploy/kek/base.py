@@ -13,10 +13,10 @@ backends record it). All of it is stored in the sealed header, which the header 
 from __future__ import annotations
 
 import abc
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ccdeploy._lazy import load_target
 from ccdeploy.errors import DependencyMissing, KekError
 
 __all__ = [
@@ -104,12 +104,10 @@ def kek_from_uri(uri: str) -> KeyWrapper:
     if target is None:
         known = ", ".join(sorted(KEK_FOR_URI_SCHEME))
         raise KekError(f"unknown KEK scheme {scheme!r} (known: {known})")
-    module_name, _, class_name = target.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        backend: type[KeyWrapper] = load_target(target)
     except ImportError as exc:
         raise DependencyMissing(
             f"the {scheme!r} KEK backend needs an optional dependency: {exc.name or exc}; install ccdeploy[{scheme}]"
         ) from None
-    backend: type[KeyWrapper] = getattr(module, class_name)
     return backend.from_uri(uri)

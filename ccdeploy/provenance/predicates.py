@@ -28,7 +28,7 @@ from ccdeploy.errors import ModelInputError, UsageError
 from ccdeploy.provenance.statement import Statement, Subject
 from ccdeploy.seal._header import HashAlgorithm, SealedHeader, manifest_sort_key
 from ccdeploy.seal.digest import SealedDigest
-from ccdeploy.seal.manifest import IGNORED_TOP_LEVEL, collect_model_files, manifest_digest, new_hasher
+from ccdeploy.seal.manifest import IGNORED_TOP_LEVEL, collect_model_files, hash_file, manifest_digest, new_hasher
 
 __all__ = [
     "BOM_PREDICATE_TYPE",
@@ -162,11 +162,7 @@ def model_signing_statement_for_model(
         raise ModelInputError(f"model {model} has no files left to sign")
     digests: list[tuple[str, str]] = []
     for entry in sorted(kept, key=lambda f: manifest_sort_key(f.path)):
-        hasher = new_hasher(hash_type)
-        with entry.source.open("rb") as handle:
-            while chunk := handle.read(8 << 20):
-                hasher.update(chunk)
-        digests.append(("." if single else entry.path, hasher.hexdigest()))
+        digests.append(("." if single else entry.path, hash_file(entry.source, new_hasher(hash_type))))
     name = Path(model).resolve().name
     return model_signing_statement(name, digests, hash_type, (*_MODEL_SIGNING_IGNORED, *ignore_paths))
 

@@ -38,7 +38,6 @@ from ccdeploy.provenance.predicates import (
 )
 from ccdeploy.provenance.signers.base import StatementSigner
 from ccdeploy.provenance.statement import PAYLOAD_TYPE, Statement, Subject
-from ccdeploy.seal._header import MAGIC
 from ccdeploy.seal._io import os_error, output_path, temp_sibling, write_all
 from ccdeploy.seal.digest import SealedDigest, sealed_digest_cached
 
@@ -48,7 +47,6 @@ __all__ = [
     "PROVENANCE_SUFFIX",
     "SignResult",
     "SignedBundle",
-    "is_sealed_artifact",
     "sign_model",
     "sign_sealed",
 ]
@@ -85,17 +83,6 @@ class SignResult:
     """The sealed artifact's digest (``None`` when a plaintext model was signed)."""
     digest_from_record: bool = False
     """Whether the artifact digest came from the seal-time record (no payload byte read)."""
-
-
-def is_sealed_artifact(path: Path) -> bool:
-    """Whether ``path`` is a regular file starting with the ``.ccseal`` magic."""
-    if not path.is_file():
-        return False
-    try:
-        with path.open("rb") as handle:
-            return handle.read(len(MAGIC)) == MAGIC
-    except OSError as exc:
-        raise os_error(exc, f"read {path}") from None
 
 
 def _base_name(path: Path) -> str:

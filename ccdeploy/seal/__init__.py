@@ -3,7 +3,7 @@
 from ccdeploy.seal._header import HASH_ALGORITHMS, FileEntry, HashAlgorithm, ModelInfo, Recipient, SealedHeader
 from ccdeploy.seal.keys import DekKeyProvider, KekKeyProvider, KeyProvider
 from ccdeploy.seal.manifest import compute_manifest
-from ccdeploy.seal.reader import SealedFileReader, SealedModel, open_sealed, read_header
+from ccdeploy.seal.reader import SealedFileReader, SealedModel, is_sealed_artifact, open_sealed, read_header
 from ccdeploy.seal.rekey import rekey
 from ccdeploy.seal.writer import seal_model
 
@@ -20,6 +20,7 @@ __all__ = [
     "SealedHeader",
     "SealedModel",
     "compute_manifest",
+    "is_sealed_artifact",
     "open_sealed",
     "read_header",
     "rekey",

@@ -29,6 +29,7 @@ __all__ = [
     "ModelFile",
     "collect_model_files",
     "compute_manifest",
+    "hash_file",
     "manifest_digest",
     "new_hasher",
 ]
@@ -113,13 +114,15 @@ def manifest_digest(file_digests: Iterable[bytes]) -> str:
     return root.hexdigest()
 
 
+def hash_file(path: Path, hasher: Hasher) -> str:
+    """Feed the file at ``path`` to ``hasher`` (any hashlib or blake3 object); return its hex digest."""
+    with path.open("rb") as handle:
+        while chunk := handle.read(_READ_CHUNK):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
 def compute_manifest(model: Path, algorithm: HashAlgorithm = "sha256") -> tuple[dict[str, str], str]:
     """Hash a model on disk: ``({path: hex digest}, manifest digest)`` (no encryption)."""
-    digests: dict[str, str] = {}
-    for entry in collect_model_files(model):
-        hasher = new_hasher(algorithm)
-        with entry.source.open("rb") as handle:
-            while chunk := handle.read(_READ_CHUNK):
-                hasher.update(chunk)
-        digests[entry.path] = hasher.hexdigest()
+    digests = {entry.path: hash_file(entry.source, new_hasher(algorithm)) for entry in collect_model_files(model)}
     return digests, manifest_digest(bytes.fromhex(d) for d in digests.values())

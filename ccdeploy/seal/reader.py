@@ -30,7 +30,7 @@ from ccdeploy.seal.keys import KeyProvider
 from ccdeploy.seal.manifest import new_hasher
 from ccdeploy.seal.writer import BATCH_SEGMENTS, PIPELINE_DEPTH, Progress
 
-__all__ = ["SealedFileReader", "SealedModel", "open_sealed", "read_header"]
+__all__ = ["SealedFileReader", "SealedModel", "is_sealed_artifact", "open_sealed", "read_header"]
 
 
 def _read_header(source: Source) -> tuple[_header.SealedHeader, bytes, bytes]:
@@ -44,6 +44,21 @@ def _read_header(source: Source) -> tuple[_header.SealedHeader, bytes, bytes]:
     )
     header = _header.parse_header(raw[:length])
     return header, preamble + raw[:length], raw[length:]
+
+
+def is_sealed_artifact(path: Path) -> bool:
+    """Whether ``path`` is a regular file starting with the ``.ccseal`` magic (nothing else is checked).
+
+    Raises:
+        UsageError: the file cannot be read (CouldNotCheck for a broken disk).
+    """
+    if not path.is_file():
+        return False
+    try:
+        with path.open("rb") as handle:
+            return handle.read(len(_header.MAGIC)) == _header.MAGIC
+    except OSError as exc:
+        raise os_error(exc, f"read {path}") from None
 
 
 def read_header(source: SealedSource) -> _header.SealedHeader:

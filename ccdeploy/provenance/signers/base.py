@@ -9,7 +9,6 @@ Backends are imported lazily, so an optional dependency is needed only when its 
 from __future__ import annotations
 
 import abc
-import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from ccdeploy._lazy import load_target
 from ccdeploy.errors import SignerError, SignerUnavailable
 from ccdeploy.provenance.bundle import certificate_bundle, ecdsa_hash, key_bundle, public_key_hint
 from ccdeploy.provenance.dsse import sign_envelope
@@ -96,18 +96,13 @@ def signer_from_uri(uri: str, options: SignerOptions | None = None) -> Statement
     if target is None:
         known = ", ".join(f"{name}:" for name in sorted(SIGNER_FOR_URI_SCHEME))
         raise SignerError(f"unknown signer scheme {scheme!r}: known schemes are {known}")
-    module_name, _, class_name = target.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        signer_class: type[StatementSigner] = load_target(target)
     except ImportError as exc:
         raise SignerUnavailable(
             f"the {scheme.lower()}: signer needs {exc.name or 'a package'}, which is not installed"
         ) from None
-    signer_class: type[StatementSigner] = getattr(module, class_name)
     return signer_class.from_uri(uri, options or SignerOptions())
-
-
-# --- additions: the common part of the key signers (file:, pkcs11:, x509:) -----------------------
 
 
 def load_certificate_chain(path: Path) -> tuple[x509.Certificate, ...]:

@@ -20,12 +20,10 @@ sigstore-python 4.5.1 only verifies Fulcio-certificate bundles, so these paths a
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -41,7 +39,13 @@ from sigstore_models.bundle.v1 import Bundle as RawBundle
 from ccdeploy.errors import BundleMalformed, SignatureInvalid, UntrustedSigner
 from ccdeploy.provenance.verify._keys import TrustedKey, verify_ecdsa, verify_ecdsa_prehashed
 from ccdeploy.provenance.verify._report import Report
-from ccdeploy.provenance.verify._sigstore import check_log_index, establish_times, verify_log_entry
+from ccdeploy.provenance.verify._sigstore import (
+    check_log_index,
+    entry_b64,
+    entry_field,
+    establish_times,
+    verify_log_entry,
+)
 from ccdeploy.provenance.verify._statement import pae
 
 __all__ = ["Signed", "verify_certificate_chain", "verify_key_signature", "verify_managed_key_entry"]
@@ -147,23 +151,6 @@ def verify_managed_key_entry(
     report.signer["tlog"] = [{"log_index": inner.log_index, "integrated_time": inner.integrated_time}]
 
 
-def _field(document: Any, *path: str) -> Any:
-    for name in path:
-        if not isinstance(document, dict) or name not in document:
-            raise SignatureInvalid(f"log entry body has no {'.'.join(path)}")
-        document = document[name]
-    return document
-
-
-def _b64(value: Any) -> bytes:
-    if not isinstance(value, str):
-        raise SignatureInvalid("log entry field is not a string")
-    try:
-        return base64.b64decode(value, validate=True)
-    except ValueError:
-        raise SignatureInvalid("log entry field is not base64") from None
-
-
 def _same_key(pem_or_der: bytes, key: TrustedKey) -> bool:
     try:
         loaded = (
@@ -182,9 +169,9 @@ def _check_key_entry_body(body: bytes, kind: str, version: str, signed: Signed, 
         document = json.loads(body)
     except ValueError:
         raise SignatureInvalid("log entry body is not JSON") from None
-    if _field(document, "kind") != kind or _field(document, "apiVersion") != version:
+    if entry_field(document, "kind") != kind or entry_field(document, "apiVersion") != version:
         raise SignatureInvalid("log entry body kind/version differ from the bundle's")
-    spec = _field(document, "spec")
+    spec = entry_field(document, "spec")
     if signed.envelope is not None:
         message_digest = hashlib.sha256(pae(signed.envelope.payload_type, signed.envelope.payload)).digest()
     else:
@@ -192,28 +179,28 @@ def _check_key_entry_body(body: bytes, kind: str, version: str, signed: Signed, 
         message_digest = signed.artifact_sha256
     if (kind, version) == ("hashedrekord", "0.0.1") and signed.envelope is None:
         ok = (
-            _field(spec, "data", "hash", "algorithm") == "sha256"
-            and _field(spec, "data", "hash", "value") == message_digest.hex()
-            and _b64(_field(spec, "signature", "content")) == signed.signature
-            and _same_key(_b64(_field(spec, "signature", "publicKey", "content")), key)
+            entry_field(spec, "data", "hash", "algorithm") == "sha256"
+            and entry_field(spec, "data", "hash", "value") == message_digest.hex()
+            and entry_b64(entry_field(spec, "signature", "content")) == signed.signature
+            and _same_key(entry_b64(entry_field(spec, "signature", "publicKey", "content")), key)
         )
     elif (kind, version) == ("hashedrekord", "0.0.2"):
-        inner = _field(spec, "hashedRekordV002")
+        inner = entry_field(spec, "hashedRekordV002")
         ok = (
-            _field(inner, "data", "algorithm") == "SHA2_256"
-            and _b64(_field(inner, "data", "digest")) == message_digest
-            and _b64(_field(inner, "signature", "content")) == signed.signature
-            and _same_key(_b64(_field(inner, "signature", "verifier", "publicKey", "rawBytes")), key)
+            entry_field(inner, "data", "algorithm") == "SHA2_256"
+            and entry_b64(entry_field(inner, "data", "digest")) == message_digest
+            and entry_b64(entry_field(inner, "signature", "content")) == signed.signature
+            and _same_key(entry_b64(entry_field(inner, "signature", "verifier", "publicKey", "rawBytes")), key)
         )
     elif (kind, version) == ("dsse", "0.0.1") and signed.envelope is not None:
-        logged = _field(spec, "signatures")
+        logged = entry_field(spec, "signatures")
         ok = (
-            _field(spec, "payloadHash", "algorithm") == "sha256"
-            and _field(spec, "payloadHash", "value") == hashlib.sha256(signed.envelope.payload).hexdigest()
+            entry_field(spec, "payloadHash", "algorithm") == "sha256"
+            and entry_field(spec, "payloadHash", "value") == hashlib.sha256(signed.envelope.payload).hexdigest()
             and isinstance(logged, list)
             and len(logged) == 1
-            and _b64(_field(logged[0], "signature")) == signed.signature
-            and _same_key(_b64(_field(logged[0], "verifier")), key)
+            and entry_b64(entry_field(logged[0], "signature")) == signed.signature
+            and _same_key(entry_b64(entry_field(logged[0], "verifier")), key)
         )
     else:
         raise SignatureInvalid(f"unsupported log entry type {kind} {version} for this bundle")

@@ -58,6 +58,8 @@ __all__ = [
     "CcdVerifier",
     "check_intoto_v002_entry",
     "check_log_index",
+    "entry_b64",
+    "entry_field",
     "establish_times",
     "timestamp_time",
     "verify_log_entry",
@@ -168,7 +170,8 @@ def check_log_index(entry: TransparencyLogEntry) -> None:
         raise SignatureInvalid("log entry index differs from its inclusion proof's index")
 
 
-def _b64(value: object, what: str) -> bytes:
+def entry_b64(value: object, what: str = "field") -> bytes:
+    """A base64 field of a log entry body, decoded (SignatureInvalid when missing or malformed)."""
     if not isinstance(value, str):
         raise SignatureInvalid(f"log entry {what} is missing")
     try:
@@ -178,14 +181,15 @@ def _b64(value: object, what: str) -> bytes:
 
 
 def _decodings(value: object, what: str) -> list[bytes]:
-    once = _b64(value, what)
+    once = entry_b64(value, what)
     try:
         return [once, base64.b64decode(once, validate=True)]
     except (binascii.Error, ValueError):
         return [once]
 
 
-def _get(document: Any, *path: str) -> Any:
+def entry_field(document: Any, *path: str) -> Any:
+    """The value at ``path`` in a log entry body (SignatureInvalid when absent)."""
     for key in path:
         if not isinstance(document, dict) or key not in document:
             raise SignatureInvalid(f"log entry body has no {'.'.join(path)}")
@@ -205,35 +209,35 @@ def check_intoto_v002_entry(
         document = json.loads(body)
     except ValueError:
         raise BundleMalformed("log entry body is not JSON") from None
-    if _get(document, "kind") != "intoto" or _get(document, "apiVersion") != "0.0.2":
+    if entry_field(document, "kind") != "intoto" or entry_field(document, "apiVersion") != "0.0.2":
         raise SignatureInvalid("log entry is not an intoto 0.0.2 entry")
-    content = _get(document, "spec", "content")
-    payload_hash = _get(content, "payloadHash")
-    if _get(payload_hash, "algorithm") != "sha256":
+    content = entry_field(document, "spec", "content")
+    payload_hash = entry_field(content, "payloadHash")
+    if entry_field(payload_hash, "algorithm") != "sha256":
         raise SignatureInvalid("log entry payload hash is not SHA-256")
-    if _get(payload_hash, "value") != hashlib.sha256(payload).hexdigest():
+    if entry_field(payload_hash, "value") != hashlib.sha256(payload).hexdigest():
         raise SignatureInvalid("log entry payload hash does not match the bundle's DSSE payload")
-    envelope = _get(content, "envelope")
-    if _get(envelope, "payloadType") != payload_type:
+    envelope = entry_field(content, "envelope")
+    if entry_field(envelope, "payloadType") != payload_type:
         raise SignatureInvalid("log entry payload type does not match the bundle's DSSE envelope")
     # Rekor has logged these byte fields base64-encoded once or twice (the bytes of the base64 text) depending
     # on the client that submitted them; either encoding of the same bytes is accepted.
     if "payload" in envelope and payload not in _decodings(envelope["payload"], "payload"):
         raise SignatureInvalid("log entry payload does not match the bundle's DSSE payload")
-    entry_signatures = _get(envelope, "signatures")
+    entry_signatures = entry_field(envelope, "signatures")
     if not isinstance(entry_signatures, list):
         raise SignatureInvalid("log entry signatures malformed")
     cert_der = cert.public_bytes(serialization.Encoding.DER)
     logged: list[bytes] = []
     for item in entry_signatures:
-        verifier_pem = _b64(_get(item, "publicKey"), "verifier")
+        verifier_pem = entry_b64(entry_field(item, "publicKey"), "verifier")
         try:
             verifier = x509.load_pem_x509_certificate(verifier_pem)
         except ValueError:
             raise SignatureInvalid("log entry verifier is not a PEM certificate") from None
         if verifier.public_bytes(serialization.Encoding.DER) != cert_der:
             raise SignatureInvalid("log entry verifier is not the bundle's signing certificate")
-        candidates = _decodings(_get(item, "sig"), "signature")
+        candidates = _decodings(entry_field(item, "sig"), "signature")
         logged.append(next((c for c in candidates if c in signatures), candidates[0]))
     if sorted(logged) != sorted(signatures):
         raise SignatureInvalid("log entry signatures do not match the bundle's DSSE signatures")

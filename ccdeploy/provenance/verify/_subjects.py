@@ -17,9 +17,9 @@ from ccdeploy.errors import ModelInputError, SubjectMismatch, UsageError
 from ccdeploy.provenance.predicates import SEAL_BUILD_TYPE, SLSA_PREDICATE_TYPE
 from ccdeploy.provenance.verify._report import Report, SubjectMatch
 from ccdeploy.provenance.verify._statement import Statement
-from ccdeploy.seal._header import MAGIC
 from ccdeploy.seal.digest import DIGEST_ALGORITHM, SealedDigest, sealed_digest
-from ccdeploy.seal.manifest import collect_model_files, manifest_digest, new_hasher
+from ccdeploy.seal.manifest import collect_model_files, hash_file, manifest_digest, new_hasher
+from ccdeploy.seal.reader import is_sealed_artifact
 
 __all__ = [
     "FILE_DIGESTS",
@@ -34,7 +34,6 @@ MODEL_SIGNING_PREDICATE = "https://model_signing/signature/v1.0"
 FILE_DIGESTS = ("sha256", "sha384", "sha512")
 SEAL_HEADER_BYPRODUCT = "ccseal-header"
 """The byproduct of a ccdeploy seal provenance that names the sealed header by its SHA-256."""
-_CHUNK = 8 << 20
 
 TargetKind = Literal["file", "sealed", "directory"]
 
@@ -67,18 +66,12 @@ def open_target(path: Path, ignore_paths: Sequence[str] = (), signature: Path | 
         return Target(path, "directory", tuple(ignored))
     if not stat.S_ISREG(info.st_mode):
         raise UsageError(f"target {path} is neither a file nor a directory")
-    with path.open("rb") as handle:
-        magic = handle.read(len(MAGIC))
-    return Target(path, "sealed" if magic == MAGIC else "file")
+    return Target(path, "sealed" if is_sealed_artifact(path) else "file")
 
 
 def file_digest(path: Path, algorithm: str) -> str:
     """Hex digest of a file (``sha256``, ``sha384`` or ``sha512``)."""
-    hasher = hashlib.new(algorithm)
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            hasher.update(chunk)
-    return hasher.hexdigest()
+    return hash_file(path, hashlib.new(algorithm))
 
 
 def _require_one(report: Report, matches: list[SubjectMatch], what: str) -> list[SubjectMatch]:
@@ -209,11 +202,7 @@ def _signed_resources(predicate: dict[str, object], hash_type: str) -> dict[str,
 
 
 def _hash_file(path: Path, hash_type: str) -> str:
-    hasher = new_hasher("sha256" if hash_type == "sha256" else "blake3")
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            hasher.update(chunk)
-    return hasher.hexdigest()
+    return hash_file(path, new_hasher("sha256" if hash_type == "sha256" else "blake3"))
 
 
 def _match_model_manifest(
