@@ -46,7 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_provenance.py
 
 lock:
-	uv pip compile pyproject.toml --extra dev --extra cpu --extra pkcs11 --universal --python-version 3.11 \
+	uv pip compile pyproject.toml --extra dev --extra cpu --extra pkcs11 --extra postgres --universal --python-version 3.11 \
 		--generate-hashes --no-header -o $(LOCK)
 
 clean:

@@ -12,15 +12,22 @@ from __future__ import annotations
 __all__ = [
     "ArtifactCorrupt",
     "ArtifactTampered",
+    "AuditChainBroken",
+    "BrokerConfigError",
+    "BrokerUnavailable",
     "BundleMalformed",
     "CcdError",
     "CouldNotCheck",
     "DecisionError",
     "DependencyMissing",
+    "EnclaveRejected",
+    "InferenceRejected",
     "KekError",
     "KekUnavailable",
     "LayoutInvalid",
     "ModelInputError",
+    "PolicyInvalid",
+    "ReleaseDenied",
     "SignatureInvalid",
     "SignerError",
     "SignerUnavailable",
@@ -131,3 +138,36 @@ class SignerError(UsageError):
 
 class SignerUnavailable(CouldNotCheck):
     """The signer could not be reached: HSM, Sigstore services, identity provider, or a missing dependency."""
+
+
+class PolicyInvalid(UsageError):
+    """A release policy is empty, unknown, unparsable or inconsistent (it fails closed)."""
+
+
+class ReleaseDenied(DecisionError):
+    """The broker refused to release a key; ``reason`` is the typed reason of its problem document."""
+
+    def __init__(self, message: str, reason: str = "denied", status: int = 403) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.status = status
+
+
+class BrokerUnavailable(CouldNotCheck):
+    """The key broker, or its database, could not be reached or answered something unusable."""
+
+
+class BrokerConfigError(UsageError):
+    """The broker's configuration (database URL, keys, token) is malformed or unusable."""
+
+
+class AuditChainBroken(DecisionError):
+    """The audit log's hash chain, or the transparency log, does not verify: it has been altered."""
+
+
+class EnclaveRejected(DecisionError):
+    """A client refused the serving enclave: its evidence, binding or TLS key did not check out."""
+
+
+class InferenceRejected(UsageError):
+    """The inference server refused a request (4xx): wrong input name, dtype, shape or size."""
