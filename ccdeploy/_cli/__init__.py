@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "sign": "ccdeploy._cli.sign:sign",
     "verify": "ccdeploy._cli.verify:verify",
     "bom": "ccdeploy._cli.bom:bom",
+    "policy": "ccdeploy._cli.policy:policy",
 }
 """Command name -> ``module:attribute``. Commands are imported only when used: the BOM and Sigstore
 libraries take about a second to import, which a ``ccdeploy seal`` should not pay."""

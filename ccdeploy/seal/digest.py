@@ -27,6 +27,7 @@ import hashlib
 import io
 import mmap
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +58,8 @@ __all__ = [
     "record_path",
     "sealed_digest",
     "sealed_digest_cached",
+    "sealed_digest_from_parts",
+    "sealed_head_and_parts",
     "write_digest_record",
 ]
 
@@ -157,3 +160,58 @@ def sealed_digest_cached(path: Path) -> tuple[SealedDigest, bool]:
             parts = [bytes.fromhex(part) for part in record.parts]
             return _sealed(header, head, size, parts), True
     return sealed_digest(path), False
+
+
+def sealed_digest_from_parts(head: bytes, part_digests: Sequence[str]) -> SealedDigest:
+    """The artifact digest of an artifact known only by its head and the digests of its streams.
+
+    ``head`` is the artifact's first part exactly as on disk (preamble, header, MAC); its digest is
+    recomputed here. ``part_digests`` are the hex BLAKE3 digests of the streams in payload order (from
+    the digest record, or recomputed by whoever holds the streams). The result is the digest
+    :func:`sealed_digest` computes from the whole file, when the stream digests are right.
+
+    Raises:
+        ArtifactCorrupt: the head does not parse, has bytes after its MAC, or the number or form of the
+            stream digests does not match its header.
+    """
+    source = open_source(bytes(head))
+    try:
+        header, preamble_and_header, mac = _read_header(source)
+    finally:
+        source.close()
+    if len(preamble_and_header) + len(mac) != len(head):
+        raise ArtifactCorrupt("the head part of the sealed artifact has bytes after its header MAC")
+    streams = header.stream_sizes()
+    if len(part_digests) != len(streams):
+        raise ArtifactCorrupt(f"{len(part_digests)} stream digests given; the header describes {len(streams)} streams")
+    parts = [new_part_hasher().update(head).digest()]
+    for index, text in enumerate(part_digests):
+        try:
+            raw = bytes.fromhex(text)
+        except (ValueError, TypeError):
+            raise ArtifactCorrupt(f"stream digest {index} is not hex") from None
+        if len(raw) != len(parts[0]):
+            raise ArtifactCorrupt(f"stream digest {index} is not a {len(parts[0])}-byte BLAKE3 digest")
+        parts.append(raw)
+    return _sealed(header, bytes(head), len(head) + sum(streams), parts)
+
+
+def sealed_head_and_parts(path: Path) -> tuple[bytes, tuple[str, ...]]:
+    """An artifact's head part (preamble, header, MAC) and the hex BLAKE3 digests of its streams, from its bytes.
+
+    What a release broker keeps of a registered artifact: :func:`sealed_digest_from_parts` recombines them
+    into the artifact digest.
+
+    Raises:
+        ArtifactCorrupt: not a ccseal artifact, truncated, or with bytes after its last stream.
+    """
+    with _open(path) as handle:
+        header, head, _size = _head(handle)
+        parts: list[str] = []
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            offset = len(head)
+            for length in header.stream_sizes():
+                with memoryview(mapped)[offset : offset + length] as part:
+                    parts.append(new_part_hasher(threads=True).update(part).hexdigest())
+                offset += length
+    return head, tuple(parts)

@@ -21,7 +21,7 @@ validation time) and ``policy`` (how the signer is matched).
 from __future__ import annotations
 
 from ccdeploy.provenance.verify._report import Check, Report, SubjectMatch, VerificationResult
-from ccdeploy.provenance.verify._subjects import Target, open_target
+from ccdeploy.provenance.verify._subjects import Target, open_target, sealed_target
 from ccdeploy.provenance.verify._verify import BUNDLE_MEDIA_TYPES, TrustInputs, verify_bundle, verify_document
 from ccdeploy.provenance.verify.policy import GITHUB_ACTIONS_ISSUER, SignerPolicy, load_policy
 from ccdeploy.provenance.verify.trust import load_cert_roots, load_key, load_trusted_root, pinned_trusted_root
@@ -42,6 +42,7 @@ __all__ = [
     "load_trusted_root",
     "open_target",
     "pinned_trusted_root",
+    "sealed_target",
     "verify_bundle",
     "verify_document",
 ]

@@ -28,6 +28,7 @@ __all__ = [
     "file_digest",
     "match_subjects",
     "open_target",
+    "sealed_target",
 ]
 
 MODEL_SIGNING_PREDICATE = "https://model_signing/signature/v1.0"
@@ -46,6 +47,18 @@ class Target:
     kind: TargetKind
     ignore_paths: tuple[str, ...] = ()
     """Directory targets: paths (relative to the directory) left out, on top of the predicate's own."""
+    sealed: SealedDigest | None = None
+    """Sealed targets known only by their digest (see :func:`sealed_target`): used instead of reading ``path``."""
+
+
+def sealed_target(digest: SealedDigest, name: str) -> Target:
+    """A sealed artifact known by its digest (head + stream digests), not by a file; ``name`` is for reports.
+
+    Its subjects are matched exactly as a sealed file's are, against ``digest`` instead of a digest
+    recomputed from disk; the caller is responsible for ``digest`` describing the artifact it cares about
+    (:func:`ccdeploy.seal.digest.sealed_digest_from_parts` recomputes it from the head and stream digests).
+    """
+    return Target(Path(name), "sealed", sealed=digest)
 
 
 def open_target(path: Path, ignore_paths: Sequence[str] = (), signature: Path | None = None) -> Target:
@@ -132,8 +145,10 @@ def _check_seal_provenance(statement: Statement, sealed: SealedDigest, report: R
     report.passed("subject.seal_header", f"seal provenance names this artifact's header ({sealed.header_sha256})")
 
 
-def _match_sealed(statement: Statement, path: Path, report: Report) -> list[SubjectMatch]:
-    sealed = sealed_digest(path)
+def _match_sealed(
+    statement: Statement, path: Path, report: Report, known: SealedDigest | None = None
+) -> list[SubjectMatch]:
+    sealed = known if known is not None else sealed_digest(path)
     own = {DIGEST_ALGORITHM: sealed.value}
     manifest = {"sha256": sealed.header.model.manifest_digest}
     matches = []
@@ -260,5 +275,5 @@ def match_subjects(statement: Statement, target: Target, report: Report) -> list
     if target.kind == "file":
         return _match_file(statement, target.path, report)
     if target.kind == "sealed":
-        return _match_sealed(statement, target.path, report)
+        return _match_sealed(statement, target.path, report, target.sealed)
     return _match_directory(statement, target, report)

@@ -289,6 +289,8 @@ def verify_bundle(
     report.passed("bundle.format", f"Sigstore bundle v{version}")
     material = raw.verification_material
     sha256: bytes | None = None
+    if raw.message_signature is not None and target.sealed is not None:
+        raise BundleMalformed("a message signature covers a file's bytes; this sealed artifact is known by digest")
     if raw.message_signature is not None and target.kind != "directory":
         sha256 = bytes.fromhex(file_digest(target.path, "sha256"))
     payload: tuple[str, bytes] | None

@@ -1,0 +1,353 @@
+"""Release policies: what an enclave must prove before the broker releases a model's key (see docs/policy.md).
+
+A policy is YAML, validated once at load into a frozen :class:`ReleasePolicy`; anything the schema does not know
+is refused, and every problem is listed in one :class:`~ccdeploy.errors.PolicyInvalid`. An empty, unknown or
+unparsable policy therefore never reaches a decision: it fails closed at load. Trust roots and signer keys are
+parsed into certificate and key objects, and CEL expressions compiled, at load too.
+
+Sketch (``version`` and ``platforms`` are required)::
+
+    version: 1
+    platforms:
+      nitro: {pcrs: {0: 'e72a46ca…', 1: '0343b056…'}}
+    max_evidence_age: 300
+    provenance: {key: "-----BEGIN PUBLIC KEY-----…"}
+    bom: {required: true}
+    cel: ['claims.measurements.pcr4 == "45706d7b…"']
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+import yaml
+from cryptography import x509
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from attestation._x509 import SIMULATOR_ORGANIZATION
+from attestation.claims import Tee
+from attestation.reference import NitroReference, ReferenceValues, SnpReference
+from attestation.reference import _UniqueKeyLoader as _ReferenceLoader
+from ccdeploy.errors import PolicyInvalid, TrustRootInvalid
+from ccdeploy.provenance.verify._keys import TrustedKey, load_trusted_key
+from ccdeploy.release.cel import CelError, CelExpression, compile_expression
+
+__all__ = [
+    "MAX_POLICY_BYTES",
+    "BomRequirement",
+    "Finding",
+    "GpuRequirement",
+    "Platforms",
+    "ProvenanceRequirement",
+    "ReleasePolicy",
+    "TrustRoots",
+    "lint",
+    "load_policy",
+    "load_policy_file",
+    "policy_digest",
+]
+
+MAX_POLICY_BYTES = 1 << 20
+"""A policy is a short document people review; anything larger is refused before parsing."""
+LONG_EVIDENCE_AGE = 3600
+"""``max_evidence_age`` above this (seconds) draws a lint warning."""
+GPU_VERIFICATION_AVAILABLE = False
+"""GPU evidence verification is the next attestation issue; until it lands ``gpu.required`` fails closed."""
+
+
+class _UniqueKeyLoader(_ReferenceLoader):
+    """The attestation library's safe loader that refuses duplicate mapping keys."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, arbitrary_types_allowed=True)
+
+
+def _certificates(value: Any) -> Any:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple) or not value:
+        raise ValueError("expected a non-empty list of PEM certificates")
+    certificates: list[x509.Certificate] = []
+    for item in value:
+        if isinstance(item, x509.Certificate):
+            certificates.append(item)
+            continue
+        if not isinstance(item, str):
+            raise ValueError("each trust root must be PEM text")
+        try:
+            certificates.extend(x509.load_pem_x509_certificates(item.encode("utf-8", "surrogatepass")))
+        except (ValueError, UnicodeError):
+            raise ValueError("a trust root is not a PEM certificate") from None
+    return tuple(certificates)
+
+
+def _public_key(value: Any) -> Any:
+    if isinstance(value, TrustedKey):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("expected a PEM public key")
+    try:
+        return load_trusted_key(value.encode("utf-8", "surrogatepass"))
+    except (TrustRootInvalid, UnicodeError):
+        raise ValueError("not a PEM ECDSA P-256, P-384 or P-521 public key") from None
+
+
+def _expressions(value: Any) -> Any:
+    if not isinstance(value, list | tuple):
+        raise ValueError("expected a list of CEL expressions")
+    compiled: list[CelExpression] = []
+    for item in value:
+        if isinstance(item, CelExpression):
+            compiled.append(item)
+            continue
+        if not isinstance(item, str):
+            raise ValueError("each CEL expression must be text")
+        try:
+            compiled.append(compile_expression(item))
+        except CelError as exc:
+            raise ValueError(str(exc)) from None
+    return tuple(compiled)
+
+
+Certificates = Annotated[tuple[x509.Certificate, ...], BeforeValidator(_certificates)]
+PublicKey = Annotated[TrustedKey, BeforeValidator(_public_key)]
+Expressions = Annotated[tuple[CelExpression, ...], BeforeValidator(_expressions)]
+Text = Annotated[str, Field(min_length=1, max_length=1024, strict=True)]
+
+
+class Platforms(_Strict):
+    """The accepted platforms and their reference values (the attestation library's sections); at least one."""
+
+    nitro: NitroReference | None = None
+    sev_snp: SnpReference | None = Field(None, alias="sev-snp")
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> Self:
+        if self.nitro is None and self.sev_snp is None:
+            raise ValueError("no platform is accepted: name nitro and/or sev-snp with its reference values")
+        return self
+
+    def accepts(self, tee: Tee) -> bool:
+        """Whether evidence of ``tee`` may be appraised under this policy."""
+        return {Tee.NITRO: self.nitro, Tee.SEV_SNP: self.sev_snp}.get(tee) is not None
+
+    def names(self) -> list[str]:
+        """The accepted platforms' names."""
+        return [tee.value for tee in Tee if self.accepts(tee)]
+
+
+class TrustRoots(_Strict):
+    """Per-platform trust anchors (inline PEM) that replace the pinned vendor roots."""
+
+    nitro: Certificates | None = None
+    sev_snp: Certificates | None = Field(None, alias="sev-snp")
+
+    def for_tee(self, tee: Tee) -> tuple[x509.Certificate, ...] | None:
+        """The roots given for ``tee``, or ``None`` (use the pinned ones)."""
+        return {Tee.NITRO: self.nitro, Tee.SEV_SNP: self.sev_snp}.get(tee)
+
+
+class GpuRequirement(_Strict):
+    """Whether a confidential GPU is required, and its accepted driver and VBIOS reference values."""
+
+    required: bool = Field(False, strict=True)
+    drivers: tuple[Text, ...] = ()
+    vbios: tuple[Text, ...] = ()
+
+
+class ProvenanceRequirement(_Strict):
+    """Who must have signed the sealed artifact's provenance: a key, or a Sigstore identity and issuer."""
+
+    key: PublicKey | None = None
+    identity: Text | None = None
+    issuer: Text | None = None
+    builder_id: Text | None = None
+
+    @model_validator(mode="after")
+    def _one_signer(self) -> Self:
+        keyless = self.identity is not None or self.issuer is not None
+        if self.key is not None and keyless:
+            raise ValueError("give either key or identity and issuer, not both")
+        if self.key is None and not keyless:
+            raise ValueError("name the signer: key, or identity and issuer")
+        if keyless and (self.identity is None or self.issuer is None):
+            raise ValueError("identity and issuer go together (the issuer vouches for the identity)")
+        return self
+
+
+class BomRequirement(_Strict):
+    """The sealed header must record a BOM digest (``required``), equal to ``digest`` when that is given."""
+
+    required: bool = Field(False, strict=True)
+    digest: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$", strict=True)] | None = None
+
+    @model_validator(mode="after")
+    def _checks_something(self) -> Self:
+        if not self.required and self.digest is None:
+            raise ValueError("this section checks nothing: set required: true and/or digest")
+        return self
+
+    @property
+    def expected_hex(self) -> str | None:
+        """The required BOM SHA-256 as bare hex (the sealed header's form), if one is pinned."""
+        return None if self.digest is None else self.digest.removeprefix("sha256:")
+
+
+class ReleasePolicy(_Strict):
+    """A validated release policy (see docs/policy.md for every field)."""
+
+    version: Literal[1]
+    platforms: Platforms
+    trust_roots: TrustRoots | None = None
+    unsafe_accept_simulator_roots: bool = Field(False, strict=True)
+    allow_debug: bool = Field(False, strict=True)
+    max_evidence_age: int = Field(300, gt=0, le=366 * 86400, strict=True)
+    gpu: GpuRequirement = GpuRequirement()
+    provenance: ProvenanceRequirement | None = None
+    bom: BomRequirement | None = None
+    cel: Expressions = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.trust_roots is not None:
+            for tee in Tee:
+                if self.trust_roots.for_tee(tee) is not None and not self.platforms.accepts(tee):
+                    raise ValueError(f"trust_roots names {tee.value}, which platforms does not accept")
+        return self
+
+    def reference_values(self) -> ReferenceValues:
+        """The attestation library's reference values this policy appraises claims against."""
+        return ReferenceValues(allow_debug=self.allow_debug, nitro=self.platforms.nitro, sev_snp=self.platforms.sev_snp)
+
+
+def policy_digest(data: bytes) -> str:
+    """``sha256:<hex>`` of the policy's raw bytes (what receipts and sealed headers name it by)."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "<root>"
+
+
+def load_policy(data: bytes) -> ReleasePolicy:
+    """Parse and validate a release policy.
+
+    Raises:
+        PolicyInvalid: empty, too large, not YAML, not a mapping, duplicate or unknown keys, an unknown
+            ``version``, or values that do not validate (every problem listed).
+    """
+    if len(data) > MAX_POLICY_BYTES:
+        raise PolicyInvalid(f"the release policy is larger than {MAX_POLICY_BYTES} bytes")
+    try:
+        document = yaml.load(data, Loader=_UniqueKeyLoader)  # noqa: S506  (a SafeLoader subclass)
+    except yaml.YAMLError as exc:
+        raise PolicyInvalid(f"the release policy is not valid YAML: {exc}") from None
+    except RecursionError:
+        raise PolicyInvalid("the release policy is nested too deeply") from None
+    if document is None:
+        raise PolicyInvalid("the release policy is empty (an empty policy releases nothing)")
+    if not isinstance(document, dict):
+        raise PolicyInvalid(f"the release policy must be a YAML mapping, not {type(document).__name__}")
+    strange = [repr(key) for key in document if not isinstance(key, str)]
+    if strange:
+        raise PolicyInvalid(f"the release policy has keys that are not names: {', '.join(strange)}")
+    if "version" in document and document["version"] != 1:
+        raise PolicyInvalid(f"unknown release policy version {document['version']!r} (this build reads version 1)")
+    try:
+        return ReleasePolicy.model_validate(document)
+    except ValidationError as exc:
+        problems = "; ".join(f"{_location(e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False))
+        raise PolicyInvalid(f"the release policy is invalid: {problems}") from None
+    except (RecursionError, TypeError, ValueError) as exc:  # cyclic aliases and other shapes pydantic cannot walk
+        raise PolicyInvalid(f"the release policy cannot be validated: {type(exc).__name__}") from None
+
+
+def load_policy_file(path: str | Path) -> ReleasePolicy:
+    """Read and parse a policy file.
+
+    Raises:
+        PolicyInvalid: unreadable, or as :func:`load_policy`.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise PolicyInvalid(f"cannot read the release policy {path}: {exc.strerror}") from None
+    return load_policy(data)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A lint finding: ``level`` is ``"warn"`` (valid, but weaker than it looks) or ``"info"``."""
+
+    level: Literal["warn", "info"]
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        """``{level, message}``."""
+        return {"level": self.level, "message": self.message}
+
+
+def _is_simulator_root(certificate: x509.Certificate) -> bool:
+    names = certificate.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)
+    return any(name.value == SIMULATOR_ORGANIZATION for name in names)
+
+
+def lint(policy: ReleasePolicy) -> list[Finding]:
+    """What a valid policy leaves weaker than a reviewer may expect (it never changes a decision)."""
+    findings: list[Finding] = []
+    if policy.unsafe_accept_simulator_roots:
+        findings.append(
+            Finding(
+                "warn",
+                "unsafe_accept_simulator_roots is true: evidence from the simulator is accepted, which proves "
+                "nothing about hardware (demos and tests only)",
+            )
+        )
+    roots = policy.trust_roots
+    simulated = [
+        tee.value for tee in Tee if roots is not None and any(_is_simulator_root(c) for c in roots.for_tee(tee) or ())
+    ]
+    if simulated and not policy.unsafe_accept_simulator_roots:
+        findings.append(
+            Finding(
+                "warn",
+                f"trust_roots for {', '.join(simulated)} hold an evidence-simulator root, but "
+                "unsafe_accept_simulator_roots is false: evidence under it will be refused",
+            )
+        )
+    if policy.allow_debug:
+        findings.append(Finding("warn", "allow_debug is true: a debug enclave's memory is readable by its host"))
+    if policy.provenance is None:
+        findings.append(
+            Finding("warn", "no provenance requirement: an artifact signed by anyone (or no one) qualifies")
+        )
+    if policy.bom is None:
+        findings.append(Finding("warn", "no bom requirement: the artifact need not record an AI BOM"))
+    if policy.max_evidence_age > LONG_EVIDENCE_AGE:
+        findings.append(
+            Finding(
+                "warn",
+                f"max_evidence_age is {policy.max_evidence_age} s: evidence that old may no longer describe the "
+                f"enclave (at most {LONG_EVIDENCE_AGE} s is advised)",
+            )
+        )
+    if policy.gpu.required and not GPU_VERIFICATION_AVAILABLE:
+        findings.append(
+            Finding(
+                "warn",
+                "gpu.required is true, but GPU evidence verification is not available yet: every release is denied",
+            )
+        )
+    if policy.platforms.sev_snp is not None:
+        findings.append(
+            Finding(
+                "info",
+                "sev-snp evidence needs its VCEK/VLEK: the broker must be given collateral or a fetcher, "
+                "otherwise it is unverifiable",
+            )
+        )
+    return findings
