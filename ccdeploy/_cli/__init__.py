@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "verify": "ccdeploy._cli.verify:verify",
     "bom": "ccdeploy._cli.bom:bom",
     "policy": "ccdeploy._cli.policy:policy",
+    "receipt": "ccdeploy._cli.receipt:receipt",
 }
 """Command name -> ``module:attribute``. Commands are imported only when used: the BOM and Sigstore
 libraries take about a second to import, which a ``ccdeploy seal`` should not pay."""
