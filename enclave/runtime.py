@@ -9,13 +9,32 @@ plaintext model to disk, so it is never set.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 from typing import Any
 
 from enclave.errors import ModelRejected, RuntimeUnavailable
+from enclave.tensors import TensorSpec
 
-__all__ = ["DEFAULT_PROVIDERS", "ModelSession", "load_session"]
+__all__ = ["DEFAULT_PROVIDERS", "ORT_DATATYPES", "ModelSession", "TensorSpec", "load_session"]
 
 DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
+
+ORT_DATATYPES: dict[str, str] = {
+    "tensor(bool)": "BOOL",
+    "tensor(uint8)": "UINT8",
+    "tensor(uint16)": "UINT16",
+    "tensor(uint32)": "UINT32",
+    "tensor(uint64)": "UINT64",
+    "tensor(int8)": "INT8",
+    "tensor(int16)": "INT16",
+    "tensor(int32)": "INT32",
+    "tensor(int64)": "INT64",
+    "tensor(float16)": "FP16",
+    "tensor(float)": "FP32",
+    "tensor(double)": "FP64",
+    "tensor(string)": "BYTES",
+}
+"""ONNX Runtime type string -> Open Inference Protocol datatype name (the tensor types numpy can hold)."""
 
 
 class ModelSession:
@@ -37,12 +56,48 @@ class ModelSession:
     @property
     def output_names(self) -> list[str]:
         """Names of the model's outputs."""
-        return [node.name for node in self._session.get_outputs()]
+        return list(self._output_names)
 
-    def run(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        """Run the model on named numpy inputs; return its outputs by name."""
-        results = self._session.run(None, dict(inputs))
-        return dict(zip(self.output_names, results, strict=True))
+    @cached_property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        """The model's inputs: name, OIP datatype (and numpy dtype), shape with ``None`` for dynamic dimensions.
+
+        Raises:
+            ModelRejected: An input is not a tensor of a type numpy can hold (sequence, map, bfloat16, ...).
+        """
+        return tuple(_spec(node) for node in self._session.get_inputs())
+
+    @cached_property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        """The model's outputs, described as :attr:`inputs` are.
+
+        Raises:
+            ModelRejected: An output is not a tensor of a type numpy can hold.
+        """
+        return tuple(_spec(node) for node in self._session.get_outputs())
+
+    @cached_property
+    def _output_names(self) -> tuple[str, ...]:
+        return tuple(node.name for node in self._session.get_outputs())
+
+    def run(self, inputs: Mapping[str, Any], output_names: Sequence[str] | None = None) -> dict[str, Any]:
+        """Run the model on named numpy inputs; return its outputs by name.
+
+        Args:
+            inputs: Input name -> numpy array.
+            output_names: The outputs to compute, in this order (default: all, in the model's order).
+        """
+        names = self._output_names if output_names is None else output_names
+        results = self._session.run(list(names) if output_names is not None else None, dict(inputs))
+        return dict(zip(names, results, strict=True))
+
+
+def _spec(node: Any) -> TensorSpec:
+    datatype = ORT_DATATYPES.get(node.type)
+    if datatype is None:
+        raise ModelRejected(f"tensor {node.name!r} has type {node.type}, which this server cannot carry")
+    shape = tuple(dim if isinstance(dim, int) and dim >= 0 else None for dim in (node.shape or ()))
+    return TensorSpec(node.name, datatype, shape)
 
 
 def load_session(

@@ -1,0 +1,12 @@
+"""Clients of a serving enclave: attest it against a release policy, pin its TLS key, then run inference.
+
+from ccdeploy.client import AttestedClient
+
+with AttestedClient("https://enclave:8443", policy="model.policy.yaml") as client:
+    verified = client.attest()                      # evidence, binding and TLS key checked
+    outputs = client.infer("model", {"x": x})       # only over the pinned TLS key
+"""
+
+from ccdeploy.client.attested import AttestedClient, Verified, policy_appraiser
+
+__all__ = ["AttestedClient", "Verified", "policy_appraiser"]
