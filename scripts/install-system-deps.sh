@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Install the system packages the ccdeploy test suite needs.
 #
-#   softhsm2  - a software PKCS#11 token (libsofthsm2.so, softhsm2-util) for the pkcs11: KEK tests
-#   opensc    - pkcs11-tool, handy for inspecting tokens
+#   softhsm2   - a software PKCS#11 token (libsofthsm2.so, softhsm2-util) for the pkcs11: KEK tests
+#   opensc     - pkcs11-tool, handy for inspecting tokens
+#   postgresql - the key broker's replica backend; tests/pg.py starts a private server from its
+#                initdb/pg_ctl (under /usr/lib/postgresql/*/bin) as the `postgres` user it creates
 #
 # Idempotent: when every package is already installed it does nothing (no apt-get update).
 # Installs only when run as root; otherwise it prints what to install and exits 0, and the tests
 # that need a missing component skip with a message (or fail under CI=true).
 set -euo pipefail
 
-PACKAGES=(softhsm2 opensc)
+PACKAGES=(softhsm2 opensc postgresql)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -1,0 +1,200 @@
+"""The broker's state store interface: nonces, registered models, the audit log and the transparency log's leaves.
+
+A store is shared by every worker thread of a broker and, through its database, by every broker replica. It holds
+no key material: a DEK never reaches it, and nonces are kept only as SHA-256 digests (a nonce is single-use, not
+secret, but a digest is all the store needs to recognise one).
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import hashlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ccdeploy.errors import UsageError
+
+__all__ = [
+    "DEFAULT_NONCE_RETENTION",
+    "SCHEMA_VERSION",
+    "Appended",
+    "AuditEntry",
+    "BrokerStore",
+    "ModelRecord",
+    "NonceConflict",
+    "NonceOutcome",
+]
+
+SCHEMA_VERSION = 1
+"""The database schema this build writes; a database with a newer version is refused."""
+
+DEFAULT_NONCE_RETENTION = timedelta(hours=1)
+"""How long an expired nonce is kept, so that late attempts are still told EXPIRED or REPLAYED, not UNKNOWN."""
+
+GC_EVERY = 128
+"""Expired nonces are purged on one consume in this many (per store object): cheap, and the table stays small."""
+
+
+class NonceOutcome(enum.StrEnum):
+    """What consuming a nonce found: only ACCEPTED lets a release go on."""
+
+    ACCEPTED = "accepted"
+    UNKNOWN = "unknown"
+    REPLAYED = "replayed"
+    EXPIRED = "expired"
+
+
+class NonceConflict(UsageError):
+    """A nonce was issued twice; the second issue is refused (the caller must draw a fresh random nonce)."""
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A registered model: what the broker needs to decide on and perform a release.
+
+    Attributes:
+        name: the model name releases ask for.
+        artifact_id: hex artifact id from the sealed header.
+        head: the sealed artifact's head part exactly as on disk (preamble, header JSON, MAC).
+        part_digests: hex BLAKE3 digests of the stream parts.
+        policy: the release policy YAML, raw bytes.
+        provenance: the ``NAME.provenance.sigstore.json`` bundle bytes, if any.
+        registered_at: when it was registered (timezone-aware).
+        registered_by: who registered it (the admin client's name).
+    """
+
+    name: str
+    artifact_id: str
+    head: bytes
+    part_digests: tuple[str, ...]
+    policy: bytes
+    provenance: bytes | None
+    registered_at: datetime
+    registered_by: str
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One entry of the hash-chained audit log (see :func:`ccdeploy.broker.store.audit.audit_entry_hash`)."""
+
+    seq: int
+    time: datetime
+    kind: str
+    body: dict[str, Any]
+    prev_hash: str
+    entry_hash: str
+
+
+@dataclass(frozen=True)
+class Appended:
+    """An appended audit entry and, when it was also logged, its index in the transparency log."""
+
+    entry: AuditEntry
+    log_index: int | None
+
+
+class BrokerStore(abc.ABC):
+    """Durable broker state. Every method is thread-safe and commits before it returns."""
+
+    @abc.abstractmethod
+    def issue_nonce(self, nonce: bytes, client: str, expires_at: datetime) -> None:
+        """Record a fresh challenge nonce for ``client``, usable once until ``expires_at``.
+
+        Raises:
+            NonceConflict: the nonce was issued before.
+            BrokerUnavailable: the database could not be reached.
+        """
+
+    @abc.abstractmethod
+    def consume_nonce(self, nonce: bytes, now: datetime) -> NonceOutcome:
+        """Use a nonce up, atomically: across threads, processes and replicas exactly one caller gets ACCEPTED.
+
+        Returns:
+            ACCEPTED, or why not: UNKNOWN (never issued, or purged), REPLAYED (already used), EXPIRED.
+
+        Raises:
+            BrokerUnavailable: the database could not be reached (the nonce may or may not be used up).
+        """
+
+    @abc.abstractmethod
+    def put_model(self, record: ModelRecord) -> None:
+        """Insert a model record, or replace the one with the same name."""
+
+    @abc.abstractmethod
+    def get_model(self, name: str) -> ModelRecord | None:
+        """The model registered under ``name``, or None."""
+
+    @abc.abstractmethod
+    def model_names(self) -> list[str]:
+        """The names of every registered model, sorted."""
+
+    @abc.abstractmethod
+    def append_event(self, kind: str, body: Mapping[str, Any], now: datetime, *, logged: bool) -> Appended:
+        """Append an audit entry and, if ``logged``, its transparency-log leaf, in one transaction.
+
+        Appends are serialized across threads, processes and replicas, so sequence numbers are contiguous
+        and each entry chains to the one before it.
+
+        Args:
+            kind: the event kind ("release", "denial", "model-registered", ...).
+            body: JSON-compatible event details (RFC 8785 canonicalizable: no floats beyond 2**53 integers).
+            now: the event time (timezone-aware).
+            logged: also append a transparency-log leaf holding ``audit_leaf_data(entry)``.
+
+        Raises:
+            ValueError: ``body`` is not RFC 8785 canonicalizable, or ``now`` is naive; nothing was appended.
+            BrokerUnavailable: the database could not be reached; nothing was appended.
+        """
+
+    @abc.abstractmethod
+    def audit_entries(self, after_seq: int = 0) -> Iterator[AuditEntry]:
+        """The audit entries with ``seq > after_seq``, in order."""
+
+    @abc.abstractmethod
+    def log_leaves(self, start: int = 0) -> list[bytes]:
+        """The transparency log's leaf data (not hashes) from index ``start`` on, in index order."""
+
+    def purge_nonces(self, now: datetime) -> int:
+        """Delete nonces that expired more than the retention period before ``now``; returns how many.
+
+        Backends also purge opportunistically while consuming; this base version keeps everything.
+        """
+        return 0
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Close every connection; the store must not be used afterwards."""
+
+    def __enter__(self) -> BrokerStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def nonce_key(nonce: bytes) -> bytes:
+    """The key a nonce is stored under: its SHA-256 digest."""
+    return hashlib.sha256(nonce).digest()
+
+
+def utc(value: datetime) -> datetime:
+    """``value`` in UTC; a naive datetime is a programming error (its meaning would depend on the host)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("broker store times must be timezone-aware")
+    return value.astimezone(UTC)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_micros(value: datetime) -> int:
+    """Microseconds since the Unix epoch: how the SQLite store keeps times (exact, and comparable in SQL)."""
+    return (utc(value) - _EPOCH) // timedelta(microseconds=1)
+
+
+def from_micros(value: int) -> datetime:
+    """The inverse of :func:`to_micros`."""
+    return _EPOCH + timedelta(microseconds=value)

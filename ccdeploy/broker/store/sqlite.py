@@ -1,0 +1,304 @@
+"""The SQLite broker store: the default, for one broker host (several processes may share the file).
+
+WAL mode lets readers run beside the one writer; ``busy_timeout`` makes writers queue instead of failing; every
+write runs in ``BEGIN IMMEDIATE``, so it holds the database's write lock from its first read, which serializes nonce
+consumption and audit appends across threads and processes. ``synchronous=FULL`` makes each commit durable before
+the call returns (a kill -9, or a power cut, loses nothing acknowledged).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ccdeploy.broker.store.audit import GENESIS_HASH, audit_entry_hash, audit_leaf_data, canonical_body
+from ccdeploy.broker.store.base import (
+    DEFAULT_NONCE_RETENTION,
+    GC_EVERY,
+    SCHEMA_VERSION,
+    Appended,
+    AuditEntry,
+    BrokerStore,
+    ModelRecord,
+    NonceConflict,
+    NonceOutcome,
+    from_micros,
+    nonce_key,
+    to_micros,
+)
+from ccdeploy.errors import BrokerConfigError, BrokerUnavailable
+
+__all__ = ["SqliteStore"]
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS nonces (
+    nonce_sha256 BLOB PRIMARY KEY,
+    client TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS nonces_expires_at ON nonces (expires_at);
+CREATE TABLE IF NOT EXISTS models (
+    name TEXT PRIMARY KEY,
+    artifact_id TEXT NOT NULL,
+    head BLOB NOT NULL,
+    part_digests TEXT NOT NULL,
+    policy BLOB NOT NULL,
+    provenance BLOB,
+    registered_at INTEGER NOT NULL,
+    registered_by TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_log (
+    seq INTEGER PRIMARY KEY,
+    time INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    body TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    entry_hash TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tlog_leaves (
+    idx INTEGER PRIMARY KEY,
+    seq INTEGER NOT NULL UNIQUE REFERENCES audit_log (seq),
+    data BLOB NOT NULL
+);
+"""
+
+_BATCH = 1000
+
+
+class SqliteStore(BrokerStore):
+    """Broker state in one SQLite file, with one connection per thread.
+
+    Args:
+        path: the database file (created if missing; its directory must exist).
+        busy_timeout: how long a writer waits for the lock before the call fails with BrokerUnavailable.
+        nonce_retention: how long expired nonces are kept before being purged.
+        synchronous: SQLite's ``synchronous`` level: "full" (default, durable against power loss) or "normal"
+            (durable against process crashes only).
+
+    Raises:
+        BrokerConfigError: the path is unusable or the database has a newer schema.
+        BrokerUnavailable: the database cannot be opened.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout: timedelta = timedelta(seconds=10),
+        nonce_retention: timedelta = DEFAULT_NONCE_RETENTION,
+        synchronous: str = "full",
+    ) -> None:
+        self._path = Path(path)
+        if str(path) in ("", ":memory:") or str(path).startswith("file:"):
+            raise BrokerConfigError("the SQLite broker store needs a file path (an in-memory database is not durable)")
+        if not self._path.parent.is_dir():
+            raise BrokerConfigError(f"the directory of the broker database does not exist: {self._path.parent}")
+        if synchronous not in ("full", "normal"):
+            raise BrokerConfigError(f"synchronous must be 'full' or 'normal', not {synchronous!r}")
+        self._busy_ms = int(busy_timeout / timedelta(milliseconds=1))
+        self._retention = nonce_retention
+        self._synchronous = synchronous.upper()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._pid = os.getpid()
+        self._consumes = 0
+        self._closed = False
+        try:
+            self._write(self._create_schema)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- connections ---------------------------------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._closed:
+            raise BrokerUnavailable("the broker store is closed")
+        if os.getpid() != self._pid:  # forked: a SQLite connection must never cross a fork
+            self._local = threading.local()
+            self._connections, self._pid = [], os.getpid()
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+                conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+                conn.execute("PRAGMA foreign_keys = ON")
+            except sqlite3.Error as exc:
+                raise BrokerUnavailable(f"cannot open the broker database {self._path}: {exc}") from None
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` in one ``BEGIN IMMEDIATE`` transaction, committed before returning."""
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as exc:
+            raise BrokerUnavailable(f"broker database error: {exc}") from None
+        return result
+
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        try:
+            return self._connection().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise BrokerUnavailable(f"broker database error: {exc}") from None
+
+    @staticmethod
+    def _create_schema(conn: sqlite3.Connection) -> None:
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+        if row[0] is None:
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+        elif row[0] > SCHEMA_VERSION:
+            raise BrokerConfigError(
+                f"the broker database has schema version {row[0]}; this ccdeploy knows only up to {SCHEMA_VERSION}"
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
+
+    # -- nonces --------------------------------------------------------------------------------------------------
+
+    def issue_nonce(self, nonce: bytes, client: str, expires_at: datetime) -> None:
+        sql = "INSERT INTO nonces (nonce_sha256, client, expires_at) VALUES (?, ?, ?)"
+        params = (nonce_key(nonce), client, to_micros(expires_at))
+        try:
+            self._write(lambda c: c.execute(sql, params))
+        except sqlite3.IntegrityError:
+            raise NonceConflict("this nonce was issued before; draw a fresh one") from None
+
+    def consume_nonce(self, nonce: bytes, now: datetime) -> NonceOutcome:
+        key, at = nonce_key(nonce), to_micros(now)
+
+        def consume(conn: sqlite3.Connection) -> NonceOutcome:
+            used = conn.execute(
+                "UPDATE nonces SET used_at = ? WHERE nonce_sha256 = ? AND used_at IS NULL AND expires_at > ?",
+                (at, key, at),
+            )
+            if used.rowcount == 1:
+                return NonceOutcome.ACCEPTED
+            row = conn.execute("SELECT used_at FROM nonces WHERE nonce_sha256 = ?", (key,)).fetchone()
+            if row is None:
+                return NonceOutcome.UNKNOWN
+            return NonceOutcome.REPLAYED if row[0] is not None else NonceOutcome.EXPIRED
+
+        outcome = self._write(consume)
+        with self._lock:
+            self._consumes += 1
+            collect = self._consumes % GC_EVERY == 1
+        if collect:
+            self.purge_nonces(now)
+        return outcome
+
+    def purge_nonces(self, now: datetime) -> int:
+        cutoff = to_micros(now - self._retention)
+        return self._write(lambda c: c.execute("DELETE FROM nonces WHERE expires_at < ?", (cutoff,)).rowcount)
+
+    # -- models --------------------------------------------------------------------------------------------------
+
+    def put_model(self, record: ModelRecord) -> None:
+        params = (
+            record.name,
+            record.artifact_id,
+            record.head,
+            json.dumps(list(record.part_digests)),
+            record.policy,
+            record.provenance,
+            to_micros(record.registered_at),
+            record.registered_by,
+        )
+        self._write(lambda c: c.execute("INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?)", params))
+
+    def get_model(self, name: str) -> ModelRecord | None:
+        rows = self._read(
+            "SELECT name, artifact_id, head, part_digests, policy, provenance, registered_at, registered_by"
+            " FROM models WHERE name = ?",
+            (name,),
+        )
+        if not rows:
+            return None
+        name, artifact_id, head, digests, policy, provenance, registered_at, registered_by = rows[0]
+        return ModelRecord(
+            name=name,
+            artifact_id=artifact_id,
+            head=bytes(head),
+            part_digests=tuple(json.loads(digests)),
+            policy=bytes(policy),
+            provenance=None if provenance is None else bytes(provenance),
+            registered_at=from_micros(registered_at),
+            registered_by=registered_by,
+        )
+
+    def model_names(self) -> list[str]:
+        return [row[0] for row in self._read("SELECT name FROM models ORDER BY name")]
+
+    # -- audit log and transparency log --------------------------------------------------------------------------
+
+    def append_event(self, kind: str, body: Mapping[str, Any], now: datetime, *, logged: bool) -> Appended:
+        text = canonical_body(body).decode("utf-8")
+        parsed: dict[str, Any] = json.loads(text)
+        at = to_micros(now)
+
+        def append(conn: sqlite3.Connection) -> Appended:
+            last = conn.execute("SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+            seq, prev = (1, GENESIS_HASH) if last is None else (last[0] + 1, last[1])
+            time = from_micros(at)
+            entry_hash = audit_entry_hash(prev, seq, time, kind, parsed)
+            conn.execute("INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?)", (seq, at, kind, text, prev, entry_hash))
+            entry = AuditEntry(seq, time, kind, parsed, prev, entry_hash)
+            if not logged:
+                return Appended(entry, None)
+            index = conn.execute("SELECT coalesce(max(idx) + 1, 0) FROM tlog_leaves").fetchone()[0]
+            conn.execute("INSERT INTO tlog_leaves VALUES (?, ?, ?)", (index, seq, audit_leaf_data(entry)))
+            return Appended(entry, index)
+
+        return self._write(append)
+
+    def audit_entries(self, after_seq: int = 0) -> Iterator[AuditEntry]:
+        last = after_seq
+        while True:
+            rows = self._read(
+                "SELECT seq, time, kind, body, prev_hash, entry_hash FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?",
+                (last, _BATCH),
+            )
+            for seq, at, kind, body, prev_hash, entry_hash in rows:
+                yield AuditEntry(seq, from_micros(at), kind, json.loads(body), prev_hash, entry_hash)
+            if len(rows) < _BATCH:
+                return
+            last = rows[-1][0]
+
+    def log_leaves(self, start: int = 0) -> list[bytes]:
+        rows = self._read("SELECT data FROM tlog_leaves WHERE idx >= ? ORDER BY idx", (start,))
+        return [bytes(row[0]) for row in rows]
