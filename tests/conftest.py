@@ -76,8 +76,7 @@ def provider(kek: KeyWrapper) -> KekKeyProvider:
     return KekKeyProvider([kek])
 
 
-# The SoftHSM2 token fixtures, shared by the KEK and signing tests (one token per session).
-from tests.softhsm import pkcs11_kek_uri, softhsm  # noqa: E402, F401
-
-# A PostgreSQL server for the broker store and replica tests (one server per session, a database per test).
+# Session-wide fixtures shared across test areas: the SoftHSM2 token (KEK and signing tests) and a PostgreSQL
+# server (broker store and replica tests, a database per test).
 from tests.pg import postgresql, postgresql_url  # noqa: E402, F401
+from tests.softhsm import pkcs11_kek_uri, softhsm  # noqa: E402, F401
