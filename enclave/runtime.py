@@ -104,11 +104,14 @@ def load_session(
     model: bytes,
     providers: Sequence[str] = DEFAULT_PROVIDERS,
     external_data: Mapping[str, memoryview] | None = None,
+    session_config: Mapping[str, str] | None = None,
 ) -> ModelSession:
     """Build a session from serialized model bytes with exactly the providers asked for.
 
     ``external_data`` maps the external-data file names the graph refers to (relative to the graph's
     directory, as written in the model) to their contents in memory; nothing is read from disk.
+    ``session_config`` entries are applied with ``SessionOptions.add_session_config_entry`` (for example
+    ``session.model_external_initializers_file_folder_path``).
 
     Raises:
         RuntimeUnavailable: onnxruntime is not installed, or a requested provider is not in use.
@@ -123,6 +126,8 @@ def load_session(
     if missing:
         raise RuntimeUnavailable(f"execution provider(s) {missing} not available here (have {sorted(available)})")
     options = ort.SessionOptions()
+    for key, value in (session_config or {}).items():
+        options.add_session_config_entry(key, value)
     if external_data:
         names = list(external_data)
         buffers = [external_data[name] for name in names]

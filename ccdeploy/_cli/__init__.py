@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "sign": "ccdeploy._cli.sign:sign",
     "verify": "ccdeploy._cli.verify:verify",
     "bom": "ccdeploy._cli.bom:bom",
+    "broker": "ccdeploy._cli.broker:broker",
     "infer": "ccdeploy._cli.infer:infer",
     "policy": "ccdeploy._cli.policy:policy",
     "receipt": "ccdeploy._cli.receipt:receipt",

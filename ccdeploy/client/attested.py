@@ -119,6 +119,7 @@ class Verified:
             "hpke_suite": self.hpke_suite,
             "hpke_public_key_sha256": self.hpke_public_key_sha256,
             "tls_public_key_sha256": self.tls_public_key_sha256,
+            "tls_certificate_pem": self.tls_certificate_pem,
             "checks": [{"name": n, "ok": ok, "detail": d} for n, ok, d in self.checks],
         }
 
