@@ -44,6 +44,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_seal.py
 	$(BIN)/python bench/bench_attest.py
 	$(BIN)/python bench/bench_provenance.py
+	$(BIN)/python bench/bench_release.py
+	$(BIN)/python bench/bench_coldstart.py
+	$(BIN)/python bench/bench_serving.py
 
 lock:
 	uv pip compile pyproject.toml --extra dev --extra cpu --extra pkcs11 --extra postgres --universal --python-version 3.11 \

@@ -1,8 +1,11 @@
 """``make demo``: the ccdeploy pipeline end to end on the embedded defaults, saying what each step proves.
 
-Today's pipeline (later issues extend this same script): build a real ONNX model, create a local KEK,
-seal the model, inspect the sealed header, show that tampering and a wrong KEK are refused, unseal it
-in memory, and run an inference with ONNX Runtime from those bytes (plaintext never written to disk).
+The whole mission on one machine: build a real ONNX model, create a local KEK, seal the model, show that
+tampering and a wrong KEK are refused, unseal in memory and run it with ONNX Runtime; verify simulated
+attestation evidence; write the AI BOM, sign the provenance and verify it as CI would; then start a key broker,
+register the model with its release policy, start an enclave on the simulator TEE that attests, receives the
+key and serves the model from memory, verify that enclave from a client and run an inference, and show an
+enclave with another measurement being denied. The receipt and the audit log are kept in ``demo-output/``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 import attest_steps
 import numpy as np
 import provenance_steps
+import release_steps
 from tiny_model import build_tiny_model, reference_output, save_with_external_data
 
 from ccdeploy.errors import ArtifactTampered, WrongKek
@@ -133,11 +137,18 @@ def main() -> int:
         cyclonedx = provenance_steps.bom(work, model_dir, proved)
 
         step(11, "Seal with the BOM digest, sign the provenance, verify it offline as a CI gate would")
-        provenance_steps.seal_sign_verify(work, model_dir, f"file:{kek_path}", cyclonedx, proved)
+        signed, public, _ = provenance_steps.seal_sign_verify(work, model_dir, f"file:{kek_path}", cyclonedx, proved)
+
+        output = release_steps.output_folder()
+        release_steps.release_and_serve(
+            work, output, signed, f"file:{kek_path}", public, lambda x: reference_output(x, w1b1, w2), step, proved
+        )
     print(
         "\ndemo complete: seal -> inspect -> tamper/wrong-key refused -> unseal in memory -> inference"
         " -> multi-file model with external data -> attestation verified and appraised"
         " -> AI BOM -> signed provenance verified offline, tampering refused"
+        " -> broker released the key to an attested enclave -> attested client inference"
+        " -> a different measurement denied -> receipt and audit chain verified"
     )
     return 0
 

@@ -67,8 +67,13 @@ def bom(work: Path, model_dir: Path, proved: Callable[[str], None]) -> Path:
     return cyclonedx
 
 
-def seal_sign_verify(work: Path, model_dir: Path, kek_uri: str, cyclonedx: Path, proved: Callable[[str], None]) -> None:
-    """Seal with the BOM digest, sign with a local key, verify offline as a CI gate, then show refusals."""
+def seal_sign_verify(
+    work: Path, model_dir: Path, kek_uri: str, cyclonedx: Path, proved: Callable[[str], None]
+) -> tuple[Path, Path, Path]:
+    """Seal with the BOM digest, sign with a local key, verify offline as a CI gate, then show refusals.
+
+    Returns the sealed artifact, the signer's public key and the BOM linked to the provenance bundle.
+    """
     sealed = work / "mlp-signed.ccseal"
     ok("seal", str(model_dir), "--kek", kek_uri, "--bom", str(cyclonedx), "-o", str(sealed))
     header = json.loads(ok("inspect", str(sealed), "--json"))["header"]
@@ -115,3 +120,4 @@ def seal_sign_verify(work: Path, model_dir: Path, kek_uri: str, cyclonedx: Path,
     assert diff["changed"] and changes, diff
     first = changes[0]
     proved(f"bom diff names what changed: weights.bin {first['field']} {first['old'][:12]}… -> {first['new'][:12]}…")
+    return sealed, public, linked
