@@ -14,7 +14,8 @@ Routes::
 The client of a call is its peer address, or with ``trust_proxy`` the last ``X-Forwarded-For`` entry (the one
 the nearest proxy appended). Challenge and release calls over a client's rate are answered 429 before their
 body is read, and are not audited (a flood must not become a flood of database writes); every other refusal of
-a release is audited before its answer. The service is synchronous (its store is), so it runs in worker threads.
+a release is audited before its answer. Challenges are stateless and answered on the event loop; releases and
+the rest are synchronous (the store is), so they run in worker threads.
 """
 
 from __future__ import annotations
@@ -161,9 +162,8 @@ class _Handlers:
         return client
 
     async def challenge(self, request: Request) -> Response:
-        client = self.client_of(request)
-        self.throttle(client)
-        issued = await run_in_threadpool(self.service.challenge, client)
+        self.throttle(self.client_of(request))
+        issued = self.service.challenge()  # stateless and microseconds: no thread hop
         return JSONResponse(issued.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
 
     async def release(self, request: Request) -> Response:
@@ -301,6 +301,7 @@ def build_app(config: BrokerConfig, clock: Callable[[], datetime] | None = None)
             clock or (lambda: datetime.now(UTC)),
             config.nonce_ttl,
             broker_id=state.broker_id,
+            nonce_key=state.nonce_key,
         )
         broker = BrokerApp(
             service=service,

@@ -3,19 +3,23 @@
 A release runs the pipeline of the design contract, in this order, and stops at the first failure:
 
 1. the model is registered and the HPKE suite and key are usable;
-2. the nonce is consumed (single use: it stays consumed whatever happens next);
+2. the nonce is checked: its MAC (NONCE_UNKNOWN), its expiry (NONCE_EXPIRED), and a read of the used nonces
+   (NONCE_REPLAYED early; the exclusive check is step 8's);
 3. the evidence is verified at the broker's clock and appraised against the model's policy;
 4. the binding: the evidence's nonce (where the format carries one) and its report data must be those of
    this nonce and these enclave keys; checked right after verification, before any appraisal result counts;
 5. the sealed artifact's provenance and BOM against the policy;
 6. the DEK is unwrapped with the broker's KEKs and the header MAC checked with it;
 7. the DEK is HPKE-sealed to the enclave key, bound to the model and nonce;
-8. the release is appended to the audit log and the transparency log (one transaction), and a signed receipt
-   naming its log entry is returned.
+8. the release is appended to the audit log and the transparency log and the nonce is used up, in one
+   transaction (one commit); if another release or denial used the nonce first, nothing is appended and the
+   request is denied NONCE_REPLAYED.
 
-Every refusal is a :class:`~ccdeploy.broker.problems.Denied` and is appended to the audit log before it is
-raised, so no answer leaves without its audit entry. Audit bodies carry digests, never keys, the DEK or a
-nonce.
+Challenges are stateless (a MAC-authenticated expiry, :class:`~ccdeploy.broker.keys.NonceKey`): issuing one
+writes nothing. Steps 3-7 are pure, so the database's write lock is held only for the append. Every refusal is a
+:class:`~ccdeploy.broker.problems.Denied` and is appended to the audit log before it is raised, so no answer
+leaves without its audit entry; a denial after step 2 uses the nonce up in the same transaction (a nonce is
+single use whatever the decision). Audit bodies carry digests, never keys, the DEK or a nonce.
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ from typing import Any, cast
 
 from attestation import Fetcher
 from attestation.claims import Claims
+from ccdeploy.broker.keys import NONCE_SIZE, NonceKey, NonceStatus
 from ccdeploy.broker.problems import Denied
-from ccdeploy.broker.store import BrokerStore, ModelRecord, NonceConflict, NonceOutcome
+from ccdeploy.broker.store import BrokerStore, ModelRecord, NonceReplayed, NonceUse
 from ccdeploy.errors import (
     ArtifactCorrupt,
     ArtifactTampered,
@@ -65,11 +70,10 @@ __all__ = [
     "parse_head",
 ]
 
-NONCE_SIZE = 32
 LOGGED_KINDS = frozenset({"release", "model-registered"})
 """Audit entry kinds that are also transparency-log leaves (denials are audited, not logged)."""
+_REPLAYED = "the nonce was already used"
 _HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
-_NONCE_ISSUE_ATTEMPTS = 3
 
 
 def _sha256(data: bytes) -> str:
@@ -184,13 +188,14 @@ class ReleaseService:
     """Issues challenges, decides releases and registers models.
 
     Args:
-        store: the broker's state (nonces, models, audit and transparency logs).
+        store: the broker's state (used nonces, models, audit and transparency logs).
         keks: the KEKs data keys are unwrapped with.
         signer: signs release receipts (the broker's ECDSA P-256 key).
         log: the transparency log over ``store.log_leaves``.
         clock: the current time (timezone-aware); evidence is verified at this time.
         nonce_ttl: how long a challenge nonce is usable.
         broker_id: the broker's name in receipts.
+        nonce_key: makes and checks challenge nonces (shared by every replica).
         suites: the HPKE suites the broker seals to.
         fetcher: fetches attestation collateral where a platform needs it (None: offline).
         model_check_ttl: how long a provenance/BOM decision is reused for the same policy, header and bundle.
@@ -206,6 +211,7 @@ class ReleaseService:
         nonce_ttl: timedelta = timedelta(seconds=60),
         *,
         broker_id: str,
+        nonce_key: NonceKey,
         suites: Sequence[HpkeSuite] = (HpkeSuite.XWING, HpkeSuite.X25519),
         fetcher: Fetcher | None = None,
         model_check_ttl: timedelta = timedelta(minutes=5),
@@ -217,6 +223,7 @@ class ReleaseService:
         self._clock = clock
         self._nonce_ttl = nonce_ttl
         self.broker_id = broker_id
+        self._nonce_key = nonce_key
         self.suites = tuple(suites)
         self._fetcher = fetcher
         self._model_check_ttl = model_check_ttl
@@ -227,24 +234,10 @@ class ReleaseService:
 
     # --- challenges -------------------------------------------------------------------------------
 
-    def challenge(self, client: str) -> Challenge:
-        """A fresh single-use nonce for ``client``, usable until the TTL runs out.
-
-        Raises:
-            BrokerUnavailable: the store could not record it.
-        """
-        now = self._clock()
-        expires = now + self._nonce_ttl
-        for attempt in range(_NONCE_ISSUE_ATTEMPTS):
-            nonce = secrets.token_bytes(NONCE_SIZE)
-            try:
-                self._store.issue_nonce(nonce, client, expires)
-            except NonceConflict:
-                if attempt + 1 < _NONCE_ISSUE_ATTEMPTS:
-                    continue
-                raise
-            return Challenge(nonce=nonce, expires_at=expires)
-        raise AssertionError("unreachable")  # pragma: no cover
+    def challenge(self) -> Challenge:
+        """A fresh single-use nonce, usable until the TTL runs out (stateless: nothing is written)."""
+        nonce, expires = self._nonce_key.mint(self._clock() + self._nonce_ttl)
+        return Challenge(nonce=nonce, expires_at=expires)
 
     # --- releases ---------------------------------------------------------------------------------
 
@@ -260,18 +253,27 @@ class ReleaseService:
         try:
             return self._release(request, context, now)
         except Denied as denied:
-            self.audit_denial(denied, context.body(), now)
+            self.audit_denial(denied, context.body(), now, nonce=context.nonce)
             raise
         except BrokerUnavailable:
             raise
         except Exception as exc:
             # Fail closed, and audited like any denial; the type name only (a message could carry anything).
             internal = Denied(DenialReason.INTERNAL, f"internal error ({type(exc).__name__})", status=500)
-            self.audit_denial(internal, context.body(), now)
+            self.audit_denial(internal, context.body(), now, nonce=context.nonce)
             raise internal from None
 
-    def audit_denial(self, denied: Denied, body: Mapping[str, Any], now: datetime | None = None) -> None:
+    def audit_denial(
+        self, denied: Denied, body: Mapping[str, Any], now: datetime | None = None, *, nonce: NonceUse | None = None
+    ) -> None:
         """Append a denial to the audit log (not to the transparency log).
+
+        Args:
+            denied: the denial.
+            body: what the request revealed (digests, model, client).
+            now: the decision time (default: the clock's).
+            nonce: a checked nonce the denial uses up in the same transaction (never exclusive: a denial is
+                recorded whether or not the nonce was used before).
 
         Raises:
             BrokerUnavailable: the store could not be reached.
@@ -279,7 +281,8 @@ class ReleaseService:
         when = now or self._clock()
         entry = {"time": when.isoformat(), **body}
         entry.update({"reason": denied.denial.value, "status": denied.status, "detail": denied.detail})
-        self._store.append_event("denial", entry, when, logged=False)
+        use = None if nonce is None else NonceUse(nonce.nonce, nonce.expires_at, exclusive=False)
+        self._store.append_event("denial", entry, when, logged=False, nonce=use)
 
     def _release(self, request: ReleaseRequest, context: _Context, now: datetime) -> ReleaseGrant:
         record = self._store.get_model(request.model)
@@ -288,7 +291,7 @@ class ReleaseService:
         head, artifact_digest = self._head(record)
         context.model(record, head, artifact_digest)
         self._check_suite(request)
-        self._consume_nonce(request.nonce, now)
+        context.nonce = self._check_nonce(request.nonce, now)
         policy = self._policy(record.policy)
         evidence = decide.appraise_evidence(
             policy,
@@ -343,16 +346,15 @@ class ReleaseService:
                 f"a {suite.value} public key is {suite.public_key_size} bytes, got {len(request.hpke_public_key)}",
             )
 
-    def _consume_nonce(self, nonce: bytes, now: datetime) -> None:
-        outcome = self._store.consume_nonce(nonce, now)
-        if outcome is NonceOutcome.ACCEPTED:
-            return
-        reason, detail = {
-            NonceOutcome.UNKNOWN: (DenialReason.NONCE_UNKNOWN, "the nonce was not issued by this broker"),
-            NonceOutcome.REPLAYED: (DenialReason.NONCE_REPLAYED, "the nonce was already used"),
-            NonceOutcome.EXPIRED: (DenialReason.NONCE_EXPIRED, "the nonce expired; take a fresh challenge"),
-        }[outcome]
-        raise Denied(reason, detail)
+    def _check_nonce(self, nonce: bytes, now: datetime) -> NonceUse:
+        status, expires = self._nonce_key.check(nonce, now)
+        if status is NonceStatus.UNKNOWN or expires is None:
+            raise Denied(DenialReason.NONCE_UNKNOWN, "the nonce was not issued by this broker")
+        if status is NonceStatus.EXPIRED:
+            raise Denied(DenialReason.NONCE_EXPIRED, "the nonce expired; take a fresh challenge")
+        if self._store.nonce_used(nonce):
+            raise Denied(DenialReason.NONCE_REPLAYED, _REPLAYED)
+        return NonceUse(nonce, expires)
 
     def _policy(self, data: bytes) -> ReleasePolicy:
         digest = policy_digest(data)
@@ -447,7 +449,12 @@ class ReleaseService:
         )
         # The audit body is the receipt predicate less "log"; the client is kept in both (receipts tolerate extras).
         body["client"] = context.client
-        appended = self._store.append_event("release", body, now, logged=True)
+        if context.nonce is None:  # pragma: no cover - _release checks the nonce before anything is sealed
+            raise Denied(DenialReason.INTERNAL, "the nonce was not checked")
+        try:
+            appended = self._store.append_event("release", body, now, logged=True, nonce=context.nonce)
+        except NonceReplayed:
+            raise Denied(DenialReason.NONCE_REPLAYED, _REPLAYED) from None
         if appended.log_index is None:
             raise Denied(DenialReason.INTERNAL, "the release was not logged")
         entry = self._log.entry(appended.log_index)
@@ -538,6 +545,8 @@ class _Context:
         self.hpke_sha256: str = fields["hpke_public_key_sha256"]
         self.tls_sha256: str = fields["tls_public_key_sha256"]
         self.artifact_digest = ""
+        self.nonce: NonceUse | None = None
+        """The request's nonce once checked: what the decision uses up."""
 
     @classmethod
     def start(cls, request: ReleaseRequest, client: str, now: datetime) -> _Context:

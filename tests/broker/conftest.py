@@ -212,6 +212,7 @@ def make_broker(directory: Path, simulator: NitroSimulator, model: SealedModel, 
         clock,
         timedelta(seconds=nonce_ttl),
         broker_id=state.broker_id,
+        nonce_key=state.nonce_key,
     )
     return Broker(service, store, log, state, clock, db_url, simulator, model)
 

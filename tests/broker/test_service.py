@@ -35,7 +35,7 @@ def registered(broker: Broker) -> Broker:
 def test_release_opens_and_is_receipted(registered: Broker, suite: HpkeSuite) -> None:
     broker = registered
     enclave = broker.enclave(suite)
-    nonce = broker.service.challenge("10.0.0.1").nonce
+    nonce = broker.service.challenge().nonce
     grant = broker.service.release(enclave.request(MODEL, nonce), "10.0.0.1")
     assert grant.suite is suite
     dek = enclave.hpke.open(grant.sealed_key, release_info(MODEL, nonce))
@@ -72,21 +72,21 @@ def denied(broker: Broker, request: object, reason: DenialReason, status: int = 
 
 def test_replayed_nonce(registered: Broker) -> None:
     enclave = registered.enclave()
-    nonce = registered.service.challenge("c").nonce
+    nonce = registered.service.challenge().nonce
     registered.service.release(enclave.request(MODEL, nonce), "c")
     denied(registered, enclave.request(MODEL, nonce), DenialReason.NONCE_REPLAYED)
 
 
 def test_nonce_consumed_even_when_denied(registered: Broker) -> None:
     enclave = registered.enclave()
-    nonce = registered.service.challenge("c").nonce
+    nonce = registered.service.challenge().nonce
     denied(registered, enclave.request(MODEL, nonce, debug=True), DenialReason.DEBUG_NOT_ALLOWED)
     denied(registered, enclave.request(MODEL, nonce), DenialReason.NONCE_REPLAYED)
 
 
 def test_expired_and_unknown_nonce(registered: Broker) -> None:
     enclave = registered.enclave()
-    nonce = registered.service.challenge("c").nonce
+    nonce = registered.service.challenge().nonce
     registered.clock.advance(61)
     denied(registered, enclave.request(MODEL, nonce), DenialReason.NONCE_EXPIRED)
     denied(registered, enclave.request(MODEL, b"\x01" * 32), DenialReason.NONCE_UNKNOWN)
@@ -95,18 +95,18 @@ def test_expired_and_unknown_nonce(registered: Broker) -> None:
 def test_binding(registered: Broker) -> None:
     enclave = registered.enclave()
     service = registered.service
-    nonce, other = service.challenge("c").nonce, service.challenge("c").nonce
+    nonce, other = service.challenge().nonce, service.challenge().nonce
     denied(registered, enclave.request(MODEL, nonce, evidence_nonce=other), DenialReason.NONCE_MISMATCH)
     stranger = registered.enclave().hpke.public
-    nonce = service.challenge("c").nonce
+    nonce = service.challenge().nonce
     denied(registered, enclave.request(MODEL, nonce, bound_hpke=stranger), DenialReason.BINDING_MISMATCH)
 
 
 def test_measurement_and_staleness(registered: Broker) -> None:
     enclave = registered.enclave()
-    nonce = registered.service.challenge("c").nonce
+    nonce = registered.service.challenge().nonce
     denied(registered, enclave.request(MODEL, nonce, pcrs={0: b"\x11" * 48}), DenialReason.MEASUREMENT_MISMATCH)
-    nonce = registered.service.challenge("c").nonce
+    nonce = registered.service.challenge().nonce
     registered.clock.advance(-301)  # evidence made 301 s before the broker's now (the policy allows 300)
     stale = enclave.request(MODEL, nonce)
     registered.clock.advance(301)
@@ -115,7 +115,7 @@ def test_measurement_and_staleness(registered: Broker) -> None:
 
 def test_model_unknown_and_suite(registered: Broker) -> None:
     enclave = registered.enclave()
-    nonce = registered.service.challenge("c").nonce
+    nonce = registered.service.challenge().nonce
     denied(registered, enclave.request("other", nonce), DenialReason.MODEL_UNKNOWN, 404)
     bad = enclave.request(MODEL, nonce).model_copy(update={"hpke_public_key": b"\x00" * 31})
     denied(registered, bad, DenialReason.SUITE_UNSUPPORTED, 400)
@@ -129,9 +129,9 @@ def test_provenance_missing_and_wrong_signer(broker: Broker) -> None:
     other = ec.generate_private_key(ec.SECP256R1())
     broker.register("other-signer", policy_document(broker.simulator, provenance={"key": public_pem(other)}))
     enclave = broker.enclave()
-    nonce = broker.service.challenge("c").nonce
+    nonce = broker.service.challenge().nonce
     denied(broker, enclave.request("unsigned", nonce), DenialReason.PROVENANCE_MISSING)
-    nonce = broker.service.challenge("c").nonce
+    nonce = broker.service.challenge().nonce
     denied(broker, enclave.request("other-signer", nonce), DenialReason.SIGNER_MISMATCH)
 
 
@@ -142,7 +142,7 @@ def test_key_unavailable(tmp_path: Path, simulator: NitroSimulator, sealed_model
         broker.service.register(Registration(MODEL, sealed_model.head, sealed_model.parts, policy, None), "t")
         broker.service._keys._keks = (kek_from_uri(create_kek_file(tmp_path / "other.kek")),)  # the KEK goes away
         enclave = broker.enclave()
-        nonce = broker.service.challenge("c").nonce
+        nonce = broker.service.challenge().nonce
         denied(broker, enclave.request(MODEL, nonce), DenialReason.KEY_UNAVAILABLE, 503)
     finally:
         broker.store.close()
@@ -184,7 +184,7 @@ def test_dek_is_wiped_after_sealing(registered: Broker, monkeypatch: pytest.Monk
 
     monkeypatch.setattr(service_module, "_Dek", Recording)
     enclave = registered.enclave()
-    nonce = registered.service.challenge("c").nonce
+    nonce = registered.service.challenge().nonce
     registered.service.release(enclave.request(MODEL, nonce), "c")
     assert len(made) == 1 and made[0].value == bytearray(32)
 
@@ -194,10 +194,10 @@ def test_no_release_without_its_audit_entry(registered: Broker, monkeypatch: pyt
         raise BrokerUnavailable("database down")
 
     enclave = registered.enclave()
-    nonce = registered.service.challenge("c").nonce
+    nonce = registered.service.challenge().nonce
     monkeypatch.setattr(registered.store, "append_event", down)
     with pytest.raises(BrokerUnavailable):
         registered.service.release(enclave.request(MODEL, nonce), "c")  # the release cannot be logged: none
-    other = registered.service.challenge("c").nonce
+    other = registered.service.challenge().nonce
     with pytest.raises(BrokerUnavailable):
         registered.service.release(enclave.request(MODEL, other, debug=True), "c")  # nor an unaudited denial

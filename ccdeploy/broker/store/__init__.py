@@ -1,6 +1,7 @@
 """The key broker's durable state, in SQLite (the default, one host) or PostgreSQL (replicas).
 
-It holds single-use nonces, registered models, the hash-chained audit log and the transparency log's leaves.
+It holds used challenge nonces (as digests), registered models, the hash-chained audit log and the transparency
+log's leaves.
 
 Open one with :func:`open_store`::
 
@@ -18,8 +19,8 @@ from ccdeploy.broker.store.base import (
     AuditEntry,
     BrokerStore,
     ModelRecord,
-    NonceConflict,
-    NonceOutcome,
+    NonceReplayed,
+    NonceUse,
 )
 from ccdeploy.errors import BrokerConfigError
 
@@ -29,8 +30,8 @@ __all__ = [
     "AuditEntry",
     "BrokerStore",
     "ModelRecord",
-    "NonceConflict",
-    "NonceOutcome",
+    "NonceReplayed",
+    "NonceUse",
     "audit_entry_hash",
     "audit_leaf_data",
     "open_store",

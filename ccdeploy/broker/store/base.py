@@ -1,21 +1,26 @@
-"""The broker's state store interface: nonces, registered models, the audit log and the transparency log's leaves.
+"""The broker's state store interface: used nonces, registered models, the audit log and the transparency log's leaves.
 
 A store is shared by every worker thread of a broker and, through its database, by every broker replica. It holds
 no key material: a DEK never reaches it, and nonces are kept only as SHA-256 digests (a nonce is single-use, not
 secret, but a digest is all the store needs to recognise one).
+
+Challenge nonces are stateless (the broker authenticates them with a MAC, see :mod:`ccdeploy.broker.keys`), so
+issuing one writes nothing. A nonce is used up by the transaction that appends the audit event deciding on it:
+the event and a ``used_nonces`` row keyed by the nonce's digest commit together or not at all, and the row's
+primary key makes the use exclusive across threads, processes and replicas. A release therefore costs exactly
+one commit.
 """
 
 from __future__ import annotations
 
 import abc
-import enum
 import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ccdeploy.errors import UsageError
+from ccdeploy.errors import DecisionError
 
 __all__ = [
     "DEFAULT_NONCE_RETENTION",
@@ -24,31 +29,39 @@ __all__ = [
     "AuditEntry",
     "BrokerStore",
     "ModelRecord",
-    "NonceConflict",
-    "NonceOutcome",
+    "NonceReplayed",
+    "NonceUse",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The database schema this build writes; a database with a newer version is refused."""
 
 DEFAULT_NONCE_RETENTION = timedelta(hours=1)
-"""How long an expired nonce is kept, so that late attempts are still told EXPIRED or REPLAYED, not UNKNOWN."""
+"""How long a used nonce's row outlives the nonce's expiry. An expired nonce is refused before the store is asked,
+so the row is only needed until then; the margin covers clocks of replicas that disagree (or step back)."""
 
 GC_EVERY = 128
-"""Expired nonces are purged on one consume in this many (per store object): cheap, and the table stays small."""
+"""Used nonces past their retention are purged in one nonce-consuming append in this many (per store object)."""
 
 
-class NonceOutcome(enum.StrEnum):
-    """What consuming a nonce found: only ACCEPTED lets a release go on."""
-
-    ACCEPTED = "accepted"
-    UNKNOWN = "unknown"
-    REPLAYED = "replayed"
-    EXPIRED = "expired"
+class NonceReplayed(DecisionError):
+    """The nonce of an exclusive :class:`NonceUse` was used before; nothing was appended."""
 
 
-class NonceConflict(UsageError):
-    """A nonce was issued twice; the second issue is refused (the caller must draw a fresh random nonce)."""
+@dataclass(frozen=True)
+class NonceUse:
+    """A challenge nonce used up by the transaction of an audit append.
+
+    Attributes:
+        nonce: the nonce (stored only as its SHA-256 digest).
+        expires_at: when the nonce stops being accepted; its row may be purged a retention period later.
+        exclusive: the append happens only if this is the nonce's first use (else :class:`NonceReplayed`);
+            when False (a denial) the nonce is marked used if it was not, and the append happens either way.
+    """
+
+    nonce: bytes
+    expires_at: datetime
+    exclusive: bool = True
 
 
 @dataclass(frozen=True)
@@ -100,23 +113,11 @@ class BrokerStore(abc.ABC):
     """Durable broker state. Every method is thread-safe and commits before it returns."""
 
     @abc.abstractmethod
-    def issue_nonce(self, nonce: bytes, client: str, expires_at: datetime) -> None:
-        """Record a fresh challenge nonce for ``client``, usable once until ``expires_at``.
+    def nonce_used(self, nonce: bytes) -> bool:
+        """Whether ``nonce`` was used up already (a read: cheap, early refusal of replays; not the exclusive check).
 
         Raises:
-            NonceConflict: the nonce was issued before.
             BrokerUnavailable: the database could not be reached.
-        """
-
-    @abc.abstractmethod
-    def consume_nonce(self, nonce: bytes, now: datetime) -> NonceOutcome:
-        """Use a nonce up, atomically: across threads, processes and replicas exactly one caller gets ACCEPTED.
-
-        Returns:
-            ACCEPTED, or why not: UNKNOWN (never issued, or purged), REPLAYED (already used), EXPIRED.
-
-        Raises:
-            BrokerUnavailable: the database could not be reached (the nonce may or may not be used up).
         """
 
     @abc.abstractmethod
@@ -132,7 +133,9 @@ class BrokerStore(abc.ABC):
         """The names of every registered model, sorted."""
 
     @abc.abstractmethod
-    def append_event(self, kind: str, body: Mapping[str, Any], now: datetime, *, logged: bool) -> Appended:
+    def append_event(
+        self, kind: str, body: Mapping[str, Any], now: datetime, *, logged: bool, nonce: NonceUse | None = None
+    ) -> Appended:
         """Append an audit entry and, if ``logged``, its transparency-log leaf, in one transaction.
 
         Appends are serialized across threads, processes and replicas, so sequence numbers are contiguous
@@ -143,8 +146,10 @@ class BrokerStore(abc.ABC):
             body: JSON-compatible event details (RFC 8785 canonicalizable: no floats beyond 2**53 integers).
             now: the event time (timezone-aware).
             logged: also append a transparency-log leaf holding ``audit_leaf_data(entry)``.
+            nonce: a nonce this event uses up, in the same transaction (see :class:`NonceUse`).
 
         Raises:
+            NonceReplayed: ``nonce`` is exclusive and was used before; nothing was appended.
             ValueError: ``body`` is not RFC 8785 canonicalizable, or ``now`` is naive; nothing was appended.
             BrokerUnavailable: the database could not be reached; nothing was appended.
         """
@@ -158,9 +163,9 @@ class BrokerStore(abc.ABC):
         """The transparency log's leaf data (not hashes) from index ``start`` on, in index order."""
 
     def purge_nonces(self, now: datetime) -> int:
-        """Delete nonces that expired more than the retention period before ``now``; returns how many.
+        """Delete used nonces that expired more than the retention period before ``now``; returns how many.
 
-        Backends also purge opportunistically while consuming; this base version keeps everything.
+        Backends also purge opportunistically while appending; this base version keeps everything.
         """
         return 0
 

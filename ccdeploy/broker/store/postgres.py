@@ -1,9 +1,10 @@
 """The PostgreSQL broker store, for broker replicas sharing one database (``ccdeploy[postgres]``, psycopg 3).
 
-Nonces are consumed by one conditional ``UPDATE ... RETURNING``: under READ COMMITTED a second replica updating
-the same row waits for the first to commit, re-checks ``used_at IS NULL`` and updates nothing, so exactly one
-caller wins. Audit appends take a transaction-scoped advisory lock first, which serializes them across replicas
-(contiguous seqs, one chain). psycopg is imported only when a PostgreSQL store is opened.
+Audit appends take a transaction-scoped advisory lock first, which serializes them across replicas (contiguous
+seqs, one chain). A nonce is used up in the append's transaction by ``INSERT ... ON CONFLICT DO NOTHING RETURNING``
+into ``used_nonces``: its primary key lets exactly one transaction insert the row (a second one waits for the
+first to commit and then inserts nothing), so exactly one release per nonce commits. psycopg is imported only
+when a PostgreSQL store is opened.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from ccdeploy.broker.store.base import (
     AuditEntry,
     BrokerStore,
     ModelRecord,
-    NonceConflict,
-    NonceOutcome,
+    NonceReplayed,
+    NonceUse,
     nonce_key,
     utc,
 )
@@ -45,13 +46,12 @@ _AUDIT_LOCK = 0x6363_6470_0002
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)",
-    """CREATE TABLE IF NOT EXISTS nonces (
+    "DROP TABLE IF EXISTS nonces",  # schema 1 kept issued nonces; they are stateless now
+    """CREATE TABLE IF NOT EXISTS used_nonces (
         nonce_sha256 bytea PRIMARY KEY,
-        client text NOT NULL,
-        expires_at timestamptz NOT NULL,
-        used_at timestamptz
+        expires_at timestamptz NOT NULL
     )""",
-    "CREATE INDEX IF NOT EXISTS nonces_expires_at ON nonces (expires_at)",
+    "CREATE INDEX IF NOT EXISTS used_nonces_expires_at ON used_nonces (expires_at)",
     """CREATE TABLE IF NOT EXISTS models (
         name text PRIMARY KEY,
         artifact_id text NOT NULL,
@@ -95,7 +95,7 @@ class PostgresStore(BrokerStore):
     Args:
         url: a libpq connection URL (``postgresql://user@host:port/db``) or key=value conninfo string.
         connect_timeout: how long to wait for the server when connecting.
-        nonce_retention: how long expired nonces are kept before being purged.
+        nonce_retention: how long a used nonce's row outlives the nonce's expiry.
 
     Raises:
         DependencyMissing: psycopg is not installed.
@@ -123,7 +123,7 @@ class PostgresStore(BrokerStore):
         self._lock = threading.Lock()
         self._connections: list[psycopg.Connection[Any]] = []
         self._pid = os.getpid()
-        self._consumes = 0
+        self._nonce_appends = 0
         self._closed = False
         try:
             self._transaction(self._create_schema)
@@ -193,15 +193,19 @@ class PostgresStore(BrokerStore):
     @staticmethod
     def _create_schema(conn: psycopg.Connection[Any]) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))  # concurrent CREATEs race otherwise
-        for statement in _SCHEMA:
-            conn.execute(statement)
+        conn.execute(_SCHEMA[0])
         row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-        if row is None or row[0] is None:
-            conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (SCHEMA_VERSION,))
-        elif row[0] > SCHEMA_VERSION:
+        version = None if row is None else row[0]
+        if version is not None and version > SCHEMA_VERSION:
             raise BrokerConfigError(
-                f"the broker database has schema version {row[0]}; this ccdeploy knows only up to {SCHEMA_VERSION}"
+                f"the broker database has schema version {version}; this ccdeploy knows only up to {SCHEMA_VERSION}"
             )
+        for statement in _SCHEMA[1:]:
+            conn.execute(statement)
+        if version is None:
+            conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (SCHEMA_VERSION,))
+        elif version < SCHEMA_VERSION:
+            conn.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION,))
 
     def close(self) -> None:
         with self._lock:
@@ -213,44 +217,29 @@ class PostgresStore(BrokerStore):
 
     # -- nonces --------------------------------------------------------------------------------------------------
 
-    def issue_nonce(self, nonce: bytes, client: str, expires_at: datetime) -> None:
-        sql = "INSERT INTO nonces (nonce_sha256, client, expires_at) VALUES (%s, %s, %s)"
-        params = (nonce_key(nonce), client, utc(expires_at))
-        try:
-            self._run(lambda c: c.execute(sql, params), transaction=False)
-        except self._pg.errors.UniqueViolation:
-            raise NonceConflict("this nonce was issued before; draw a fresh one") from None
-
-    def consume_nonce(self, nonce: bytes, now: datetime) -> NonceOutcome:
-        key, at = nonce_key(nonce), utc(now)
-
-        def consume(conn: psycopg.Connection[Any]) -> NonceOutcome:
-            won = conn.execute(
-                "UPDATE nonces SET used_at = %s"
-                " WHERE nonce_sha256 = %s AND used_at IS NULL AND expires_at > %s RETURNING 1",
-                (at, key, at),
-            ).fetchone()
-            if won is not None:
-                return NonceOutcome.ACCEPTED
-            row = conn.execute("SELECT used_at FROM nonces WHERE nonce_sha256 = %s", (key,)).fetchone()
-            if row is None:
-                return NonceOutcome.UNKNOWN
-            return NonceOutcome.REPLAYED if row[0] is not None else NonceOutcome.EXPIRED
-
-        # Autocommit: the UPDATE commits on its own, before the classifying read.
-        outcome = self._run(consume, transaction=False)
-        with self._lock:
-            self._consumes += 1
-            collect = self._consumes % GC_EVERY == 1
-        if collect:
-            self.purge_nonces(now)
-        return outcome
+    def nonce_used(self, nonce: bytes) -> bool:
+        return bool(self._rows("SELECT 1 FROM used_nonces WHERE nonce_sha256 = %s", (nonce_key(nonce),)))
 
     def purge_nonces(self, now: datetime) -> int:
+        return self._run(lambda c: self._purge(c, now), transaction=False)
+
+    def _purge(self, conn: psycopg.Connection[Any], now: datetime) -> int:
         cutoff = utc(now) - self._retention
-        return self._run(
-            lambda c: c.execute("DELETE FROM nonces WHERE expires_at < %s", (cutoff,)).rowcount, transaction=False
-        )
+        deleted: int = conn.execute("DELETE FROM used_nonces WHERE expires_at < %s", (cutoff,)).rowcount
+        return deleted
+
+    def _use_nonce(self, conn: psycopg.Connection[Any], use: NonceUse, now: datetime) -> None:
+        inserted = conn.execute(
+            "INSERT INTO used_nonces (nonce_sha256, expires_at) VALUES (%s, %s) ON CONFLICT DO NOTHING RETURNING 1",
+            (nonce_key(use.nonce), utc(use.expires_at)),
+        ).fetchone()
+        if inserted is None and use.exclusive:
+            raise NonceReplayed("the nonce was already used")
+        with self._lock:
+            self._nonce_appends += 1
+            collect = self._nonce_appends % GC_EVERY == 1
+        if collect:
+            self._purge(conn, now)
 
     # -- models --------------------------------------------------------------------------------------------------
 
@@ -301,12 +290,16 @@ class PostgresStore(BrokerStore):
 
     # -- audit log and transparency log --------------------------------------------------------------------------
 
-    def append_event(self, kind: str, body: Mapping[str, Any], now: datetime, *, logged: bool) -> Appended:
+    def append_event(
+        self, kind: str, body: Mapping[str, Any], now: datetime, *, logged: bool, nonce: NonceUse | None = None
+    ) -> Appended:
         text = canonical_body(body).decode("utf-8")
         parsed: dict[str, Any] = json.loads(text)
         time = utc(now)
 
         def append(conn: psycopg.Connection[Any]) -> Appended:
+            if nonce is not None:  # before the audit lock: a replay waits only for the nonce's row, then gives up
+                self._use_nonce(conn, nonce, now)
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_AUDIT_LOCK,))
             # READ COMMITTED: this statement's snapshot is taken after the lock, so it sees the last append.
             last = conn.execute("SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()

@@ -3,7 +3,8 @@
 WAL mode lets readers run beside the one writer; ``busy_timeout`` makes writers queue instead of failing; every
 write runs in ``BEGIN IMMEDIATE``, so it holds the database's write lock from its first read, which serializes nonce
 consumption and audit appends across threads and processes. ``synchronous=FULL`` makes each commit durable before
-the call returns (a kill -9, or a power cut, loses nothing acknowledged).
+the call returns (a kill -9, or a power cut, loses nothing acknowledged). A release is one such commit: its audit
+entry, its transparency-log leaf and its nonce's ``used_nonces`` row.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from ccdeploy.broker.store.base import (
     AuditEntry,
     BrokerStore,
     ModelRecord,
-    NonceConflict,
-    NonceOutcome,
+    NonceReplayed,
+    NonceUse,
     from_micros,
     nonce_key,
     to_micros,
@@ -41,13 +42,12 @@ T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS nonces (
+DROP TABLE IF EXISTS nonces;
+CREATE TABLE IF NOT EXISTS used_nonces (
     nonce_sha256 BLOB PRIMARY KEY,
-    client TEXT NOT NULL,
-    expires_at INTEGER NOT NULL,
-    used_at INTEGER
+    expires_at INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS nonces_expires_at ON nonces (expires_at);
+CREATE INDEX IF NOT EXISTS used_nonces_expires_at ON used_nonces (expires_at);
 CREATE TABLE IF NOT EXISTS models (
     name TEXT PRIMARY KEY,
     artifact_id TEXT NOT NULL,
@@ -82,7 +82,7 @@ class SqliteStore(BrokerStore):
     Args:
         path: the database file (created if missing; its directory must exist).
         busy_timeout: how long a writer waits for the lock before the call fails with BrokerUnavailable.
-        nonce_retention: how long expired nonces are kept before being purged.
+        nonce_retention: how long a used nonce's row outlives the nonce's expiry.
         synchronous: SQLite's ``synchronous`` level: "full" (default, durable against power loss) or "normal"
             (durable against process crashes only).
 
@@ -113,7 +113,7 @@ class SqliteStore(BrokerStore):
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._pid = os.getpid()
-        self._consumes = 0
+        self._nonce_appends = 0
         self._closed = False
         try:
             self._write(self._create_schema)
@@ -171,16 +171,20 @@ class SqliteStore(BrokerStore):
 
     @staticmethod
     def _create_schema(conn: sqlite3.Connection) -> None:
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                conn.execute(statement)
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-        if row[0] is None:
-            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-        elif row[0] > SCHEMA_VERSION:
+        if row[0] is not None and row[0] > SCHEMA_VERSION:
             raise BrokerConfigError(
                 f"the broker database has schema version {row[0]}; this ccdeploy knows only up to {SCHEMA_VERSION}"
             )
+        # Version 1 kept issued nonces in a "nonces" table; nonces are stateless now (outstanding ones are lost).
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        if row[0] is None:
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+        elif row[0] < SCHEMA_VERSION:
+            conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
 
     def close(self) -> None:
         with self._lock:
@@ -191,40 +195,28 @@ class SqliteStore(BrokerStore):
 
     # -- nonces --------------------------------------------------------------------------------------------------
 
-    def issue_nonce(self, nonce: bytes, client: str, expires_at: datetime) -> None:
-        sql = "INSERT INTO nonces (nonce_sha256, client, expires_at) VALUES (?, ?, ?)"
-        params = (nonce_key(nonce), client, to_micros(expires_at))
-        try:
-            self._write(lambda c: c.execute(sql, params))
-        except sqlite3.IntegrityError:
-            raise NonceConflict("this nonce was issued before; draw a fresh one") from None
-
-    def consume_nonce(self, nonce: bytes, now: datetime) -> NonceOutcome:
-        key, at = nonce_key(nonce), to_micros(now)
-
-        def consume(conn: sqlite3.Connection) -> NonceOutcome:
-            used = conn.execute(
-                "UPDATE nonces SET used_at = ? WHERE nonce_sha256 = ? AND used_at IS NULL AND expires_at > ?",
-                (at, key, at),
-            )
-            if used.rowcount == 1:
-                return NonceOutcome.ACCEPTED
-            row = conn.execute("SELECT used_at FROM nonces WHERE nonce_sha256 = ?", (key,)).fetchone()
-            if row is None:
-                return NonceOutcome.UNKNOWN
-            return NonceOutcome.REPLAYED if row[0] is not None else NonceOutcome.EXPIRED
-
-        outcome = self._write(consume)
-        with self._lock:
-            self._consumes += 1
-            collect = self._consumes % GC_EVERY == 1
-        if collect:
-            self.purge_nonces(now)
-        return outcome
+    def nonce_used(self, nonce: bytes) -> bool:
+        return bool(self._read("SELECT 1 FROM used_nonces WHERE nonce_sha256 = ?", (nonce_key(nonce),)))
 
     def purge_nonces(self, now: datetime) -> int:
+        return self._write(lambda c: self._purge(c, now))
+
+    def _purge(self, conn: sqlite3.Connection, now: datetime) -> int:
         cutoff = to_micros(now - self._retention)
-        return self._write(lambda c: c.execute("DELETE FROM nonces WHERE expires_at < ?", (cutoff,)).rowcount)
+        return conn.execute("DELETE FROM used_nonces WHERE expires_at < ?", (cutoff,)).rowcount
+
+    def _use_nonce(self, conn: sqlite3.Connection, use: NonceUse, now: datetime) -> None:
+        inserted = conn.execute(
+            "INSERT OR IGNORE INTO used_nonces (nonce_sha256, expires_at) VALUES (?, ?)",
+            (nonce_key(use.nonce), to_micros(use.expires_at)),
+        ).rowcount
+        if inserted == 0 and use.exclusive:
+            raise NonceReplayed("the nonce was already used")
+        with self._lock:
+            self._nonce_appends += 1
+            collect = self._nonce_appends % GC_EVERY == 1
+        if collect:
+            self._purge(conn, now)
 
     # -- models --------------------------------------------------------------------------------------------------
 
@@ -266,12 +258,16 @@ class SqliteStore(BrokerStore):
 
     # -- audit log and transparency log --------------------------------------------------------------------------
 
-    def append_event(self, kind: str, body: Mapping[str, Any], now: datetime, *, logged: bool) -> Appended:
+    def append_event(
+        self, kind: str, body: Mapping[str, Any], now: datetime, *, logged: bool, nonce: NonceUse | None = None
+    ) -> Appended:
         text = canonical_body(body).decode("utf-8")
         parsed: dict[str, Any] = json.loads(text)
         at = to_micros(now)
 
         def append(conn: sqlite3.Connection) -> Appended:
+            if nonce is not None:
+                self._use_nonce(conn, nonce, now)  # first: a replay rolls the whole transaction back
             last = conn.execute("SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
             seq, prev = (1, GENESIS_HASH) if last is None else (last[0] + 1, last[1])
             time = from_micros(at)

@@ -9,33 +9,34 @@ import signal
 import subprocess
 import sys
 import threading
-from datetime import timedelta
 from pathlib import Path
 
-from ccdeploy.broker.store import BrokerStore, NonceOutcome, audit_leaf_data, open_store, verify_audit_chain
-from tests.broker.store.workers import T0, append_many, consume_all
+from ccdeploy.broker.store import (
+    BrokerStore,
+    audit_leaf_data,
+    open_store,
+    verify_audit_chain,
+)
+from tests.broker.store.workers import T0, append_many, consume_all, use_nonce
 
 REPO = Path(__file__).resolve().parents[3]
 SPAWN = multiprocessing.get_context("spawn")  # a fork would copy this process's threads and connections
 
 
-def issue(store: BrokerStore, count: int, tag: int) -> list[bytes]:
-    nonces = [tag.to_bytes(2, "big") + i.to_bytes(4, "big") + bytes(26) for i in range(count)]
-    for nonce in nonces:
-        store.issue_nonce(nonce, "client", T0 + timedelta(minutes=5))
-    return nonces
+def issue(count: int, tag: int) -> list[bytes]:
+    return [tag.to_bytes(2, "big") + i.to_bytes(4, "big") + bytes(26) for i in range(count)]
 
 
 def test_each_nonce_is_accepted_once_across_threads(store: BrokerStore) -> None:
-    nonces = issue(store, 40, 1)
-    outcomes: list[tuple[bytes, NonceOutcome]] = []
+    nonces = issue(40, 1)
+    outcomes: list[tuple[bytes, bool]] = []
     lock, barrier = threading.Lock(), threading.Barrier(8)
 
     def attempt(offset: int) -> None:
         barrier.wait()
         for i in range(len(nonces)):
             nonce = nonces[(i + offset * 5) % len(nonces)]
-            outcome = store.consume_nonce(nonce, T0)
+            outcome = use_nonce(store, nonce, f"t{offset}")
             with lock:
                 outcomes.append((nonce, outcome))
 
@@ -44,14 +45,16 @@ def test_each_nonce_is_accepted_once_across_threads(store: BrokerStore) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    accepted = collections.Counter(nonce for nonce, outcome in outcomes if outcome is NonceOutcome.ACCEPTED)
+    accepted = collections.Counter(nonce for nonce, outcome in outcomes if outcome)
     assert len(outcomes) == 8 * 40
     assert set(accepted) == set(nonces) and set(accepted.values()) == {1}
-    assert {outcome for _, outcome in outcomes} == {NonceOutcome.ACCEPTED, NonceOutcome.REPLAYED}
+    assert {outcome for _, outcome in outcomes} == {True, False}
+    # Exactly one audit entry per nonce: the refused appends left nothing.
+    assert verify_audit_chain(store.audit_entries()) == 40
 
 
 def test_each_nonce_is_accepted_once_across_processes(store_url: str, store: BrokerStore) -> None:
-    nonces = issue(store, 60, 2)
+    nonces = issue(60, 2)
     barrier, results = SPAWN.Barrier(3), SPAWN.Queue()
     workers = [SPAWN.Process(target=consume_all, args=(store_url, nonces, 3, barrier, results)) for _ in range(2)]
     for worker in workers:
@@ -62,7 +65,8 @@ def test_each_nonce_is_accepted_once_across_processes(store_url: str, store: Bro
         worker.join(timeout=30)
         assert worker.exitcode == 0
     assert sorted(won[0] + won[1]) == sorted(nonces)  # every nonce once, none twice
-    assert store.consume_nonce(nonces[0], T0) is NonceOutcome.REPLAYED
+    assert not use_nonce(store, nonces[0], "late")
+    assert verify_audit_chain(store.audit_entries()) == 60
 
 
 def test_concurrent_appends_form_one_chain(store_url: str, store: BrokerStore) -> None:
@@ -125,6 +129,7 @@ def test_kill_9_loses_no_acknowledged_append(store_url: str, store: BrokerStore)
         for line in acknowledged:
             seq, i = map(int, line.split())
             assert bodies[seq] == {"i": i}
+            assert not use_nonce(reopened, i.to_bytes(32, "big"), "again")  # no acknowledged nonce works twice
         assert len(entries) >= len(acknowledged) >= 40
         assert reopened.log_leaves() == [audit_leaf_data(e) for e in entries]
         after = reopened.append_event("release", {"after": "restart"}, T0, logged=True)

@@ -13,8 +13,8 @@ import pytest
 from ccdeploy.broker.store import (
     BrokerStore,
     ModelRecord,
-    NonceConflict,
-    NonceOutcome,
+    NonceReplayed,
+    NonceUse,
     audit_leaf_data,
     open_store,
     verify_audit_chain,
@@ -54,45 +54,50 @@ def model(name: str = "resnet", **changes: object) -> ModelRecord:
 # -- nonces ------------------------------------------------------------------------------------------------------
 
 
-def test_nonce_outcomes_at_injected_times(store: BrokerStore) -> None:
-    fresh, late, edge = b"\x01" * 32, b"\x02" * 32, b"\x03" * 32
-    for nonce in (fresh, late, edge):
-        store.issue_nonce(nonce, "client-a", T0 + timedelta(seconds=60))
-    assert store.consume_nonce(fresh, T0) is NonceOutcome.ACCEPTED
-    assert store.consume_nonce(fresh, T0) is NonceOutcome.REPLAYED
-    assert store.consume_nonce(fresh, T0 + timedelta(hours=1)) is NonceOutcome.REPLAYED
-    assert store.consume_nonce(b"\x04" * 32, T0) is NonceOutcome.UNKNOWN
-    assert store.consume_nonce(late, T0 + timedelta(seconds=61)) is NonceOutcome.EXPIRED
-    assert store.consume_nonce(late, T0 + timedelta(seconds=62)) is NonceOutcome.EXPIRED
-    assert store.consume_nonce(edge, T0 + timedelta(seconds=60)) is NonceOutcome.EXPIRED  # expiry is exclusive
-    with pytest.raises(NonceConflict):
-        store.issue_nonce(fresh, "client-b", T0 + timedelta(seconds=60))
-    assert store.consume_nonce(fresh, T0) is NonceOutcome.REPLAYED  # the refused re-issue changed nothing
+def test_exclusive_nonce_use_appends_once(store: BrokerStore) -> None:
+    use = NonceUse(b"\x01" * 32, T0 + timedelta(seconds=60))
+    assert not store.nonce_used(use.nonce)
+    first = store.append_event("release", {"i": 1}, T0, logged=True, nonce=use)
+    assert store.nonce_used(use.nonce)
+    with pytest.raises(NonceReplayed):
+        store.append_event("release", {"i": 2}, T0, logged=True, nonce=use)
+    # The refused append left nothing behind: no audit entry, no log leaf.
+    assert list(store.audit_entries()) == [first.entry]
+    assert store.log_leaves() == [audit_leaf_data(first.entry)]
+    # A denial is recorded whether or not its nonce was used, and uses a fresh one up.
+    denial = NonceUse(use.nonce, use.expires_at, exclusive=False)
+    assert store.append_event("denial", {"i": 3}, T0, logged=False, nonce=denial).entry.seq == 2
+    fresh = NonceUse(b"\x02" * 32, T0 + timedelta(seconds=60), exclusive=False)
+    store.append_event("denial", {"i": 4}, T0, logged=False, nonce=fresh)
+    with pytest.raises(NonceReplayed):
+        store.append_event("release", {"i": 5}, T0, logged=True, nonce=NonceUse(fresh.nonce, fresh.expires_at))
+    assert verify_audit_chain(store.audit_entries()) == 3
+    assert not store.nonce_used(b"\x03" * 32)
 
 
 def test_nonce_times_are_instants_not_wall_clock_text(store: BrokerStore) -> None:
-    nonce = b"\x05" * 16
-    store.issue_nonce(nonce, "c", (T0 + timedelta(seconds=30)).astimezone(timezone(timedelta(hours=-5))))
-    assert store.consume_nonce(nonce, (T0 + timedelta(seconds=31)).astimezone(timezone(timedelta(hours=9)))) is (
-        NonceOutcome.EXPIRED
-    )
+    nonce = NonceUse(b"\x05" * 16, (T0 + timedelta(seconds=30)).astimezone(timezone(timedelta(hours=-5))))
+    store.append_event("release", {}, T0.astimezone(timezone(timedelta(hours=9))), logged=False, nonce=nonce)
+    # Purged exactly when its expiry instant is a retention period past, whatever the zones say.
+    assert store.purge_nonces(T0 + timedelta(seconds=30) + DEFAULT_NONCE_RETENTION) == 0
+    assert store.purge_nonces(T0 + timedelta(seconds=31) + DEFAULT_NONCE_RETENTION) == 1
     with pytest.raises(ValueError, match="timezone-aware"):
-        store.consume_nonce(nonce, T0.replace(tzinfo=None))
+        store.purge_nonces(T0.replace(tzinfo=None))
 
 
-def test_expired_nonces_are_purged_after_retention(store: BrokerStore) -> None:
-    old, recent = b"\x06" * 32, b"\x07" * 32
-    store.issue_nonce(old, "c", T0)
-    store.issue_nonce(recent, "c", T0 + DEFAULT_NONCE_RETENTION)
+def test_used_nonces_are_purged_after_retention(store: BrokerStore) -> None:
+    old, recent = NonceUse(b"\x06" * 32, T0), NonceUse(b"\x07" * 32, T0 + DEFAULT_NONCE_RETENTION)
+    for use in (old, recent):
+        store.append_event("release", {}, T0, logged=False, nonce=use)
     now = T0 + DEFAULT_NONCE_RETENTION + timedelta(seconds=1)
     assert store.purge_nonces(now) == 1
-    assert store.consume_nonce(old, now) is NonceOutcome.UNKNOWN
-    assert store.consume_nonce(recent, now) is NonceOutcome.EXPIRED
+    assert not store.nonce_used(old.nonce)
+    assert store.nonce_used(recent.nonce)
 
 
 def test_nonces_are_stored_as_digests_only(store_url: str, store: BrokerStore) -> None:
     nonce = bytes(range(32))
-    store.issue_nonce(nonce, "c", T0 + timedelta(seconds=60))
+    store.append_event("release", {}, T0, logged=False, nonce=NonceUse(nonce, T0 + timedelta(seconds=60)))
     store.close()
     if store_url.startswith("sqlite:"):
         path = Path(urlsplit(store_url).path)
@@ -102,7 +107,7 @@ def test_nonces_are_stored_as_digests_only(store_url: str, store: BrokerStore) -
         import psycopg
 
         with psycopg.connect(store_url) as conn:
-            (stored,) = conn.execute("SELECT nonce_sha256 FROM nonces").fetchone() or (None,)
+            (stored,) = conn.execute("SELECT nonce_sha256 FROM used_nonces").fetchone() or (None,)
         assert stored is not None and nonce not in bytes(stored) and len(stored) == 32
 
 
@@ -167,9 +172,9 @@ def test_tampering_is_detected(store_url: str, store: BrokerStore, sql: str, bro
 
 
 def test_reopen_keeps_everything(store_url: str, store: BrokerStore) -> None:
-    store.issue_nonce(b"\x08" * 32, "c", T0 + timedelta(seconds=60))
+    use = NonceUse(b"\x08" * 32, T0 + timedelta(seconds=60))
     store.put_model(model())
-    appended = store.append_event("release", {"model": "resnet"}, T0, logged=True)
+    appended = store.append_event("release", {"model": "resnet"}, T0, logged=True, nonce=use)
     store.close()
     with pytest.raises(BrokerUnavailable, match="closed"):
         store.model_names()
@@ -177,7 +182,8 @@ def test_reopen_keeps_everything(store_url: str, store: BrokerStore) -> None:
         assert reopened.get_model("resnet") == model()
         assert list(reopened.audit_entries()) == [appended.entry]
         assert reopened.log_leaves() == [audit_leaf_data(appended.entry)]
-        assert reopened.consume_nonce(b"\x08" * 32, T0) is NonceOutcome.ACCEPTED
+        with pytest.raises(NonceReplayed):
+            reopened.append_event("release", {}, T0, logged=True, nonce=use)
         assert reopened.append_event("denial", {}, T0, logged=True).log_index == 1
         assert verify_audit_chain(reopened.audit_entries()) == 2
 

@@ -7,9 +7,18 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ccdeploy.broker.store import NonceOutcome, open_store
+from ccdeploy.broker.store import BrokerStore, NonceReplayed, NonceUse, open_store
 
 T0 = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+
+
+def use_nonce(store: BrokerStore, nonce: bytes, tag: str) -> bool:
+    """Append a release that uses ``nonce`` up exclusively; whether it was appended (False: already used)."""
+    try:
+        store.append_event("release", {"tag": tag}, T0, logged=True, nonce=NonceUse(nonce, T0 + timedelta(minutes=5)))
+    except NonceReplayed:
+        return False
+    return True
 
 
 def consume_all(url: str, nonces: list[bytes], threads: int, barrier: Any, results: Any) -> None:
@@ -21,7 +30,7 @@ def consume_all(url: str, nonces: list[bytes], threads: int, barrier: Any, resul
     def run(offset: int) -> None:
         for i in range(len(nonces)):
             nonce = nonces[(i + offset) % len(nonces)]
-            if store.consume_nonce(nonce, T0) is NonceOutcome.ACCEPTED:
+            if use_nonce(store, nonce, f"{offset}"):
                 with lock:
                     won.append(nonce)
 
@@ -48,11 +57,12 @@ def append_many(url: str, tag: str, count: int, barrier: Any, results: Any) -> N
 
 
 def append_forever(url: str) -> None:
-    """Append events until killed, printing ``seq i`` for each only after append_event has returned."""
+    """Append events (each using nonce ``i``) until killed, printing ``seq i`` only after append_event has returned."""
     store = open_store(url)
     i = 0
     while True:
-        appended = store.append_event("release", {"i": i}, T0 + timedelta(milliseconds=i), logged=True)
+        use = NonceUse(i.to_bytes(32, "big"), T0 + timedelta(minutes=5))
+        appended = store.append_event("release", {"i": i}, T0 + timedelta(milliseconds=i), logged=True, nonce=use)
         sys.stdout.write(f"{appended.entry.seq} {i}\n")
         sys.stdout.flush()
         i += 1
