@@ -19,8 +19,9 @@ comes first, then the cases alternate ``--repeat`` times in one process; medians
 up to the release grant (keys, challenge, evidence, release round trip) split out. For reading the gap, a
 fourth figure times obtaining and first-touching as many bytes of new memory as the weights hold (a numpy
 buffer filled once, then freed), the cost staging decrypted weights cannot avoid and a mapped file does not
-pay. Each session's output is checked against the plain session's on one input. Target (informational):
-tmpfs / plain <= 1.3. The exit status is 0 whatever the figures. Usage::
+pay; a fifth times writing that many bytes into a new file on ``/dev/shm`` (the staging floor: new tmpfs
+pages, 4 KiB each, one writer per file). Each session's output is checked against the plain session's
+on one input. Target (informational): tmpfs / plain <= 1.3. The exit status is 0 whatever the figures. Usage::
 
     python bench/bench_coldstart.py [--size-mb 400] [--repeat 5] [--quick] [--json OUT]
 """
@@ -73,7 +74,8 @@ MODEL: Final = "bench-coldstart"
 IR_VERSION: Final = 10  # ONNX Runtime 1.32 reads IR <= 13; onnx 1.23 writes 14 by default
 OPSET: Final = 21
 PROVIDERS: Final = ("CPUExecutionProvider",)
-CASES: Final[tuple[str, ...]] = ("plain", "tmpfs", "memory", "fresh")
+CASES: Final[tuple[str, ...]] = ("plain", "tmpfs", "memory", "fresh", "stage")
+STAGE_ROOT: Final = Path("/dev/shm")  # the enclave's default staging root
 
 
 def side_for(size_mb: float) -> int:
@@ -165,6 +167,20 @@ class Setup:
         del block
         return time.perf_counter() - start
 
+    def stage(self) -> float:
+        """Write as many bytes as the weights hold into a new file on the staging tmpfs, from a cache-hot 2 MiB
+        buffer, then unlink it: the floor of staging decrypted weights (new tmpfs pages, one writer per file)."""
+        chunk = memoryview(bytes(range(256)) * (8 * 1024))
+        fd, name = tempfile.mkstemp(prefix="ccdeploy-bench-", dir=STAGE_ROOT)
+        try:
+            start = time.perf_counter()
+            for offset in range(0, self.weights_bytes, len(chunk)):
+                os.pwrite(fd, chunk[: min(len(chunk), self.weights_bytes - offset)], offset)
+            return time.perf_counter() - start
+        finally:
+            os.close(fd)
+            os.unlink(name)
+
     def plain(self) -> tuple[Any, float]:
         start = time.perf_counter()
         session = ort.InferenceSession(str(self.graph), providers=list(PROVIDERS))
@@ -197,6 +213,8 @@ class Setup:
             return session, total, None
         if case == "fresh":
             return None, self.fresh(), None
+        if case == "stage":
+            return None, self.stage(), None
         route: ExternalDataRoute = "tmpfs" if case == "tmpfs" else "memory"
         return self.enclave(route)
 
@@ -299,6 +317,7 @@ def report(
         "tmpfs": "enclave bootstrap, tmpfs route",
         "memory": "enclave bootstrap, in-memory initializers",
         "fresh": "fresh memory, weights' size (first touch)",
+        "stage": "tmpfs write, weights' size (staging floor)",
     }
     print(
         f"{platform.platform()}; {os.cpu_count()} CPUs; Python {platform.python_version()}; "
@@ -325,8 +344,14 @@ def report(
     print("  (HPKE open, header MAC, decrypt, session creation)")
     ratio = samples["tmpfs"].median() / floor
     composite = floor + samples["fresh"].median()
+    staged = floor + samples["stage"].median()
     print(f"  informational: tmpfs / (plain + fresh memory) = {samples['tmpfs'].median() / composite:.2f} (staging the")
-    print("  decrypted weights on tmpfs faults in that much new memory, which the mapped plain route does not)")
+    print("  decrypted weights on tmpfs faults in that much new memory, which the mapped plain route does not);")
+    print(
+        f"  tmpfs / (plain + tmpfs write) = {samples['tmpfs'].median() / staged:.2f} (the write into new tmpfs pages,"
+    )
+    print("  serialised per file by the kernel, is the floor staging cannot avoid; fresh anonymous memory above may")
+    print("  come in huge pages, which /dev/shm (huge=never by default) does not use)")
     print()
     print("Targets (informational; a MISS does not fail the run)")
     print(
@@ -347,6 +372,7 @@ def report(
             "hash": args.hash,
             "cases": {case: samples[case].as_json() for case in CASES},
             "tmpfs_over_plain_plus_fresh": round(samples["tmpfs"].median() / composite, 3),
+            "tmpfs_over_plain_plus_stage": round(samples["tmpfs"].median() / staged, 3),
             "targets": {
                 "tmpfs_over_plain": {"value": round(ratio, 3), "op": "<=", "bound": TARGET, "met": ratio <= TARGET}
             },

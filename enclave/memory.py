@@ -99,7 +99,10 @@ class StagingDir:
         """Set once a session maps the staged files: they are then unlinked on exit, never overwritten."""
 
     def create_file(self, relative: str) -> int:
-        """Create ``relative`` (a plain relative path, subdirectories made 0700) as a new 0600 file; return its fd.
+        """Create ``relative`` (a plain relative path, subdirectories made 0700) as a new 0600 file.
+
+        Returns:
+            A read-write descriptor (read access lets the caller map the staged bytes to check them).
 
         Raises:
             ModelRejected: ``relative`` is absolute, empty, or climbs out with ``..``.
@@ -109,7 +112,7 @@ class StagingDir:
             raise ModelRejected(f"external-data file name is not a plain relative path: {relative!r}")
         target = self.path.joinpath(*parts)
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        return os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
 
     def remove(self) -> None:
         """Delete every staged file (zero-filled first unless a session uses them) and the directory."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import io
 import mmap
@@ -26,6 +27,15 @@ def private_buffer(size: int) -> memoryview:
     if hasattr(mmap, "MADV_DONTDUMP"):
         region.madvise(mmap.MADV_DONTDUMP)
     return memoryview(region)
+
+
+def wipe(buf: bytearray | memoryview) -> None:
+    """Overwrite a writable, contiguous buffer with zeros in place (a ``memset``; no copy is made)."""
+    view = memoryview(buf).cast("B")
+    if view.nbytes:
+        holder = (ctypes.c_char * view.nbytes).from_buffer(view)
+        ctypes.memset(ctypes.addressof(holder), 0, view.nbytes)
+        del holder  # drop the buffer export at once
 
 
 def pwrite_all(fd: int, data: memoryview | bytes, offset: int) -> None:

@@ -6,6 +6,9 @@ plaintext digest have verified (extraction writes to a temporary directory renam
 then). :meth:`SealedModel.write_to` (unseal to stdout) releases each batch of segments once their
 tags verify and checks the digest at the end; :meth:`SealedModel.open` gives random access where each
 segment is authenticated before it is returned, but a partial read cannot check the whole-file digest.
+:meth:`SealedModel.write_authenticated` (an enclave staging decrypted weights in RAM) writes batches once
+their tags verify and leaves the digest to :meth:`SealedModel.check_digest`, which the caller must pass
+before trusting the bytes.
 """
 
 from __future__ import annotations
@@ -23,14 +26,29 @@ from typing import Self
 
 from ccdeploy.errors import ArtifactCorrupt, ArtifactTampered, UsageError
 from ccdeploy.seal import _header, _segments
-from ccdeploy.seal._io import SequentialWriter, os_error, output_path, private_buffer, temp_sibling, write_all
-from ccdeploy.seal._parallel import Stop, check_stop, run_all
+from ccdeploy.seal._io import (
+    SequentialWriter,
+    os_error,
+    output_path,
+    private_buffer,
+    pwrite_all,
+    temp_sibling,
+    wipe,
+    write_all,
+)
+from ccdeploy.seal._parallel import Stop, check_stop, pool_size, run_all
 from ccdeploy.seal._source import SealedSource, Source, open_source
 from ccdeploy.seal.keys import KeyProvider
 from ccdeploy.seal.manifest import new_hasher
 from ccdeploy.seal.writer import BATCH_SEGMENTS, PIPELINE_DEPTH, Progress
 
 __all__ = ["SealedFileReader", "SealedModel", "is_sealed_artifact", "open_sealed", "read_header"]
+
+STAGE_BATCH_SEGMENTS = 2
+"""Segments per batch in :meth:`SealedModel.write_authenticated`: 2 MiB buffers stay in the cache between the
+decryption and the copy into the file (measured: 4 MiB batches staged 400 MiB about 1.5x slower)."""
+DIGEST_CHUNK = 64 << 20
+"""Bytes hashed per call in :meth:`SealedModel.check_digest` (each call runs without the GIL)."""
 
 
 def _read_header(source: Source) -> tuple[_header.SealedHeader, bytes, bytes]:
@@ -251,6 +269,67 @@ class SealedModel:
         end, so a digest failure is reported after the authenticated segments were written.
         """
         self._pipeline(self.index_of(path), progress, sink=lambda view: write_all(fd, view))
+
+    def write_authenticated(self, fd: int, path: str | None = None, *, workers: int | None = None) -> None:
+        """Decrypt one file into ``fd`` (a new, empty, writable file) at its plaintext offsets, on several threads.
+
+        Batches of segments are decrypted on ``workers`` threads (default: one per core) and written with
+        ``pwrite`` once each of their segment tags verified, so nothing unauthenticated reaches ``fd``;
+        the first failure stops the other threads. The batch buffers are wiped afterwards.
+
+        The whole-file plaintext digest is NOT checked here (this is what lets a caller overlap that
+        check with other work): call :meth:`check_digest` on the written bytes before trusting them,
+        and discard them if it fails.
+
+        Raises:
+            ArtifactTampered: a segment or stream header fails authentication.
+            CouldNotCheck: the artifact cannot be read, or the output cannot be written (full, broken).
+        """
+        index = self.index_of(path)
+        threads = pool_size(-(-_segments.segment_count(self.files[index].size) // STAGE_BATCH_SEGMENTS), workers)
+        tasks = [functools.partial(self._write_stride, index, fd, first, threads) for first in range(threads)]
+        try:
+            run_all(tasks, threads)
+        except OSError as exc:
+            raise os_error(exc, f"write {self.files[index].path}") from None
+
+    def _write_stride(self, index: int, fd: int, first: int, stride: int, stop: Stop) -> None:
+        """Decrypt and write batches ``first``, ``first + stride``, ... of file ``index``."""
+        entry = self.files[index]
+        key = self._stream_key(index)  # one AES-GCM context per thread
+        total = _segments.segment_count(entry.size)
+        scratch = memoryview(bytearray(STAGE_BATCH_SEGMENTS * _segments.CIPHERTEXT_SEGMENT_SIZE))
+        plain = memoryview(bytearray(STAGE_BATCH_SEGMENTS * _segments.PLAINTEXT_SEGMENT_SIZE))
+        try:
+            for segment in range(first * STAGE_BATCH_SEGMENTS, total, stride * STAGE_BATCH_SEGMENTS):
+                check_stop(stop)
+                sizes = _segments.batch_sizes(segment, min(STAGE_BATCH_SEGMENTS, total - segment), entry.size)
+                out = plain[: sum(sizes)]
+                self._decrypt_batch(index, key, segment, sizes, scratch, out)
+                pwrite_all(fd, out, _segments.segment_plaintext_start(segment))
+        finally:
+            wipe(plain)
+
+    def check_digest(self, path: str | None, data: memoryview, *, stop: Stop | None = None) -> None:
+        """Check that ``data`` is the whole plaintext of file ``path``: its size and the header's digest.
+
+        ``data`` is hashed in pieces without the GIL (SHA-256 or BLAKE3 on one thread, as sealed), so
+        the check can run beside other work; ``stop`` abandons it between pieces.
+
+        Raises:
+            ArtifactTampered: the size or the digest differs from the header's.
+        """
+        entry = self.files[self.index_of(path)]
+        view = data.cast("B") if data.format != "B" or data.ndim != 1 else data
+        if view.nbytes != entry.size:
+            raise ArtifactTampered(f"{entry.path}: plaintext size does not match the header")
+        hasher = new_hasher(self.header.model.hash)
+        for offset in range(0, entry.size, DIGEST_CHUNK):
+            check_stop(stop)
+            with view[offset : offset + DIGEST_CHUNK] as piece:
+                hasher.update(piece)
+        if hasher.hexdigest() != entry.digest:
+            raise ArtifactTampered(f"{entry.path}: plaintext digest does not match the header")
 
     def _extract_one(self, index: int, target: Path, progress: Progress | None, stop: Stop) -> None:
         try:

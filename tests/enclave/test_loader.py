@@ -153,3 +153,47 @@ def test_zero_wipes_bytearrays_and_mapped_memory() -> None:
     zero(bytearray())
     with pytest.raises(TypeError):
         zero(memoryview(b"immutable"))
+
+
+def test_digest_failure_during_session_creation_drops_the_session_and_scrubs(
+    sealed_mlp: SealedMlp, shm_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ccdeploy.errors import ArtifactTampered
+    from ccdeploy.seal.reader import SealedModel
+
+    checked: list[str] = []
+    sessions: list[Any] = []
+    real_check = SealedModel.check_digest
+    create = runtime.load_session
+
+    def wrong_digest(self: SealedModel, path: str | None, data: memoryview, **kwargs: Any) -> None:
+        real_check(self, path, data, **kwargs)  # the genuine bytes pass ...
+        checked.append(str(path))
+        changed = bytearray(data)
+        changed[0] ^= 1
+        real_check(self, path, memoryview(changed), **kwargs)  # ... and one flipped bit does not
+
+    def spy(model: bytes, providers: Any, *, session_config: Any) -> Any:
+        session = create(model, providers, session_config=session_config)
+        sessions.append(session)
+        return session
+
+    zero_filled: list[Path] = []
+    real_zero_fill = memory._zero_fill
+
+    def record(file: Path) -> None:
+        real_zero_fill(file)
+        zero_filled.append(file)
+        assert file.read_bytes() == bytes(file.stat().st_size)
+
+    monkeypatch.setattr(SealedModel, "check_digest", wrong_digest)
+    monkeypatch.setattr(loader, "load_session", spy)
+    monkeypatch.setattr(memory, "_zero_fill", record)
+    with (
+        open_sealed(sealed_mlp.path, DekKeyProvider(sealed_mlp.dek)) as artifact,
+        pytest.raises(ArtifactTampered, match="digest does not match"),
+    ):
+        session_from_sealed(artifact, staging_root=shm_root)
+    assert checked == ["weights.bin"]
+    assert len(sessions) == 1  # the session was built beside the check, and never handed out
+    assert [p.name for p in zero_filled] == ["weights.bin"]
