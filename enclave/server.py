@@ -8,17 +8,25 @@ Endpoints::
     GET  /v2/models/{name}[/versions/{v}]/ready
     POST /v2/models/{name}[/versions/{v}]/infer  JSON tensors and the binary tensor data extension
     GET  /v1/attestation?nonce=<hex | base64url, 16..64 bytes>  fresh evidence binding the nonce and the TLS key
+    GET  /v1/receipt                           the broker's release receipt for this enclave (when given)
 
 Errors are the OIP error object ``{"error": "..."}``: 400 for a request that does not fit the model, 404 for
-an unknown model or version, 413 for a body over the size limit. Messages never contain tensor data.
+an unknown model or version, 413 for a body over the size limit, 429 (with ``Retry-After``) for a client asking
+for attestations faster than the rate limit. Messages never contain tensor data.
+
+Bodies above ``inline_bytes`` are decoded, and responses whose outputs exceed it encoded, in the thread pool, so
+one large request does not stall health checks and other clients; small ones stay on the event loop (a thread
+hop costs more than decoding them).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import logging
+import math
 import string
 import time
 from collections.abc import Awaitable, Callable
@@ -37,7 +45,16 @@ from starlette.routing import Route
 from ccdeploy.release.binding import report_data, spki_der
 from ccdeploy.release.protocol import b64
 from enclave.runtime import ModelSession
-from enclave.tensors import HEADER_LENGTH, InputLimits, TensorError, check_inputs, decode_request, encode_response
+from enclave.tensors import (
+    HEADER_LENGTH,
+    DecodedRequest,
+    InputLimits,
+    TensorError,
+    TensorSpec,
+    check_inputs,
+    decode_request,
+    encode_response,
+)
 
 __all__ = [
     "MAX_NONCE_BYTES",
@@ -52,6 +69,13 @@ __all__ = [
     "server_config",
 ]
 
+RECEIPT_PATH = "/v1/receipt"
+INLINE_BYTES = 64 * 1024
+"""Bodies (and responses) up to this size are decoded (encoded) on the event loop; larger ones in the thread pool."""
+ATTESTATION_RATE = (5.0, 10)
+"""Per-client token bucket for ``/v1/attestation``: tokens per second and burst. Each call costs the attester
+(a device ioctl, a signature) and cannot be cached: it answers a fresh nonce."""
+MAX_TRACKED_CLIENTS = 10_000
 MIN_NONCE_BYTES = 16
 MAX_NONCE_BYTES = 64
 PLATFORM = "onnxruntime_onnx"
@@ -149,6 +173,37 @@ class _BodyTooLarge(Exception):
     pass
 
 
+class _TokenBuckets:
+    """Per-client token buckets (``rate`` tokens a second, up to ``burst``); memory bounded by pruning full ones."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float]) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("the attestation rate limit needs a positive rate and a burst of at least 1")
+        self._rate, self._burst, self._clock = rate, float(burst), clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, at)
+
+    def take(self, client: str) -> float:
+        """Take a token for ``client``: 0.0 if granted, else the seconds until one is available."""
+        now = self._clock()
+        tokens, at = self._buckets.get(client, (self._burst, now))
+        tokens = min(self._burst, tokens + (now - at) * self._rate)
+        if tokens < 1.0:
+            self._buckets[client] = (tokens, now)
+            return (1.0 - tokens) / self._rate
+        if client not in self._buckets and len(self._buckets) >= MAX_TRACKED_CLIENTS:
+            self._prune(now)
+        self._buckets[client] = (tokens - 1.0, now)
+        return 0.0
+
+    def _prune(self, now: float) -> None:
+        refilled = [c for c, (t, at) in self._buckets.items() if t + (now - at) * self._rate >= self._burst]
+        for client in refilled:
+            del self._buckets[client]
+        if len(self._buckets) >= MAX_TRACKED_CLIENTS:  # all busy: forget the oldest (they start again full)
+            for client, _ in sorted(self._buckets.items(), key=lambda item: item[1][1])[: MAX_TRACKED_CLIENTS // 10]:
+                del self._buckets[client]
+
+
 def create_app(
     session: ModelSession,
     *,
@@ -157,6 +212,10 @@ def create_app(
     attestation: Callable[[bytes], AttestationDocument] | None,
     limits: InputLimits,
     inline_below: float = 0.002,
+    receipt: bytes | None = None,
+    inline_bytes: int = INLINE_BYTES,
+    attestation_rate: tuple[float, int] | None = ATTESTATION_RATE,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Starlette:
     """The ASGI application serving one model.
 
@@ -171,6 +230,10 @@ def create_app(
         attestation: Makes a fresh :class:`AttestationDocument` for a nonce; ``None`` disables ``/v1/attestation``.
         limits: Request size limits.
         inline_below: Seconds below which a model's last run time lets the next run stay on the event loop.
+        receipt: The broker's signed release receipt (Sigstore bundle JSON bytes), served at ``/v1/receipt``.
+        inline_bytes: Bodies and responses up to this many bytes are decoded and encoded on the event loop.
+        attestation_rate: ``(per second, burst)`` of ``/v1/attestation`` calls per client address; ``None``: no limit.
+        clock: Monotonic seconds, for the rate limit.
 
     Raises:
         ModelRejected: The model has inputs or outputs the protocol cannot carry.
@@ -220,13 +283,9 @@ def create_app(
             body = await _read_body(request, limits.max_request_bytes)
         except _BodyTooLarge:
             return _error(413, f"the request body is larger than {limits.max_request_bytes} bytes")
+        decode = functools.partial(_decode, body, request.headers.get(HEADER_LENGTH), limits, inputs, output_names)
         try:
-            decoded = decode_request(body, request.headers.get(HEADER_LENGTH), limits)
-            check_inputs(decoded.inputs, inputs)
-            wanted = output_names if decoded.outputs is None else tuple(decoded.outputs)
-            unknown = [name for name in wanted if name not in output_names]
-            if unknown:
-                raise TensorError(f"the model has no output(s) {', '.join(map(repr, unknown))}")
+            decoded, wanted = decode() if len(body) <= inline_bytes else await run_in_threadpool(decode)
         except TensorError as error:
             return _error(400, str(error))
         started = time.perf_counter()
@@ -240,13 +299,18 @@ def create_app(
             return _error(500, "inference failed")
         finally:
             last_run[0] = time.perf_counter() - started
-        content, header_length = encode_response(
+        encode = functools.partial(
+            encode_response,
             model_name=model_name,
             model_version=model_version,
             request_id=decoded.id,
             outputs=results,
             binary={name: decoded.binary(name) for name in wanted},
         )
+        if sum(array.nbytes for array in results.values()) <= inline_bytes:
+            content, header_length = encode()
+        else:
+            content, header_length = await run_in_threadpool(encode)
         if header_length is None:
             return Response(content, media_type=_JSON)
         return Response(content, media_type="application/octet-stream", headers={HEADER_LENGTH: str(header_length)})
@@ -255,8 +319,21 @@ def create_app(
         Route("/v2", server_info, methods=["GET"]),
         Route("/v2/health/live", live, methods=["GET"]),
         Route("/v2/health/ready", ready, methods=["GET"]),
-        Route("/v1/attestation", _attestation_endpoint(attestation), methods=["GET"]),
+        Route(
+            "/v1/attestation",
+            _attestation_endpoint(
+                attestation, None if attestation_rate is None else _TokenBuckets(*attestation_rate, clock)
+            ),
+            methods=["GET"],
+        ),
     ]
+    if receipt is not None:
+        receipt_bytes = bytes(receipt)
+
+        async def release_receipt(request: Request) -> Response:
+            return Response(receipt_bytes, media_type=_JSON)
+
+        routes.append(Route(RECEIPT_PATH, release_receipt, methods=["GET"]))
     for prefix in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
         routes += [
             Route(prefix, model_metadata, methods=["GET"]),
@@ -267,11 +344,17 @@ def create_app(
 
 
 def _attestation_endpoint(
-    attestation: Callable[[bytes], AttestationDocument] | None,
+    attestation: Callable[[bytes], AttestationDocument] | None, buckets: _TokenBuckets | None
 ) -> Callable[[Request], Awaitable[Response]]:
     async def attest(request: Request) -> Response:
         if attestation is None:
             return _error(404, "this server offers no attestation")
+        if buckets is not None:
+            wait = buckets.take(request.client.host if request.client is not None else "")
+            if wait > 0:
+                response = _error(429, "too many attestation requests; retry later")
+                response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+                return response
         try:
             nonce = parse_nonce(request.query_params.get("nonce"))
         except ValueError as error:
@@ -284,6 +367,23 @@ def _attestation_endpoint(
         return Response(_json_bytes(document.to_json()), media_type=_JSON, headers={"Cache-Control": "no-store"})
 
     return attest
+
+
+def _decode(
+    body: bytes,
+    header_length: str | None,
+    limits: InputLimits,
+    inputs: tuple[TensorSpec, ...],
+    output_names: tuple[str, ...],
+) -> tuple[DecodedRequest, tuple[str, ...]]:
+    """Decode a request against the model's inputs; the outputs it wants (raises TensorError)."""
+    decoded = decode_request(body, header_length, limits, inputs)
+    check_inputs(decoded.inputs, inputs)
+    wanted = output_names if decoded.outputs is None else tuple(decoded.outputs)
+    unknown = [name for name in wanted if name not in output_names]
+    if unknown:
+        raise TensorError(f"the model has no output(s) {', '.join(map(repr, unknown))}")
+    return decoded, wanted
 
 
 def server_config(

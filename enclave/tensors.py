@@ -59,6 +59,11 @@ _BY_NUMPY = {dtype.str: name for name, dtype in DATATYPES.items() if name != "BY
 # numpy kinds a JSON list may decode to for each datatype family (JSON true/false never count as numbers).
 _JSON_KINDS = {"b": frozenset("b"), "u": frozenset("iu"), "i": frozenset("iu"), "f": frozenset("iuf")}
 _U32 = np.dtype("<u4")
+MAX_RANK = 32
+"""The most dimensions a request tensor may have (numpy's own limit is 64; ONNX models use a handful)."""
+MAX_DIMENSION = 2**31 - 1
+"""The largest single dimension (ONNX Runtime and the binary extension's sizes are 32-bit friendly below it)."""
+_BYTES_LENGTH_PREFIX = 4
 
 
 class TensorError(ValueError):
@@ -71,11 +76,15 @@ class InputLimits:
 
     Attributes:
         max_request_bytes: The largest request body accepted (HTTP 413 beyond it).
-        max_elements: The largest number of tensor elements, summed over the request's inputs.
+        max_elements: The largest number of tensor elements, summed over the request's inputs; no single
+            dimension may exceed it either (so a zero-sized tensor cannot declare an absurd shape).
+        max_bytes_elements: The largest number of BYTES (string) elements, summed over the request's inputs:
+            each becomes a Python object, decoded one at a time.
     """
 
     max_request_bytes: int = 64 * 1024 * 1024
     max_elements: int = 16 * 1024 * 1024
+    max_bytes_elements: int = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,18 +148,37 @@ def datatype_of(array: np.ndarray[Any, Any]) -> str:
     return name
 
 
-def decode_request(body: bytes, header_length: str | None, limits: InputLimits) -> DecodedRequest:
+def decode_request(
+    body: bytes, header_length: str | None, limits: InputLimits, specs: Sequence[TensorSpec] | None = None
+) -> DecodedRequest:
     """Decode an inference request body.
+
+    Every tensor's declared shape is checked (rank, dimension sizes, element budget) and, with ``specs``,
+    compared with the model's input before any of its data is decoded or allocated.
 
     Args:
         body: The whole HTTP body.
         header_length: The ``Inference-Header-Content-Length`` header, if present.
-        limits: The element limit to enforce before allocating.
+        limits: The element limits to enforce before allocating.
+        specs: The model's inputs; when given, unknown inputs, other datatypes, ranks or fixed dimensions are
+            refused before decoding (:func:`check_inputs` still checks that none is missing).
 
     Raises:
         TensorError: Malformed JSON, a malformed tensor, data that does not match its datatype or shape,
-            binary sizes that do not add up, or too many elements.
+            binary sizes that do not add up, too many elements, or (with ``specs``) a tensor the model does
+            not take. Any numpy error while decoding is reported as a TensorError too.
     """
+    try:
+        return _decode_request(body, header_length, limits, specs)
+    except TensorError:
+        raise
+    except (ValueError, OverflowError, MemoryError) as error:  # numpy's own limits: the request is at fault
+        raise TensorError(f"the request's tensors cannot be decoded ({type(error).__name__})") from None
+
+
+def _decode_request(
+    body: bytes, header_length: str | None, limits: InputLimits, specs: Sequence[TensorSpec] | None
+) -> DecodedRequest:
     split = _header_split(body, header_length)
     try:
         header = json.loads(body[:split])
@@ -167,13 +195,9 @@ def decode_request(body: bytes, header_length: str | None, limits: InputLimits) 
         raise TensorError('"id" must be a string')
     binary = memoryview(body)[split:]
     offset = 0
-    budget = limits.max_elements
+    heads = _tensor_heads(raw_inputs, limits, specs)  # every declared shape checked before any data is decoded
     inputs: dict[str, np.ndarray[Any, Any]] = {}
-    for raw in raw_inputs:
-        name, datatype, shape, count = _tensor_head(raw, budget)
-        budget -= count
-        if name in inputs:
-            raise TensorError(f"input {name!r} appears twice")
+    for raw, (name, datatype, shape, count) in zip(raw_inputs, heads, strict=True):
         size = _parameters(raw, f"input {name!r}").get("binary_data_size")
         if size is None:
             if "data" not in raw:
@@ -287,7 +311,42 @@ def _parameters(obj: Mapping[str, Any], where: str) -> Mapping[str, Any]:
     return parameters
 
 
-def _tensor_head(raw: object, budget: int) -> tuple[str, str, tuple[int, ...], int]:
+def _tensor_heads(
+    raw_inputs: list[Any], limits: InputLimits, specs: Sequence[TensorSpec] | None
+) -> list[tuple[str, str, tuple[int, ...], int]]:
+    by_name = None if specs is None else {spec.name: spec for spec in specs}
+    budget, bytes_budget = limits.max_elements, limits.max_bytes_elements
+    heads: list[tuple[str, str, tuple[int, ...], int]] = []
+    seen: set[str] = set()
+    for raw in raw_inputs:
+        name, datatype, shape, count = _tensor_head(raw, budget, limits.max_elements)
+        budget -= count
+        if datatype == "BYTES":
+            if count > bytes_budget:
+                raise TensorError(f"input {name!r}: the request has more BYTES elements than this server accepts")
+            bytes_budget -= count
+        if name in seen:
+            raise TensorError(f"input {name!r} appears twice")
+        seen.add(name)
+        if by_name is not None:
+            _check_head(name, datatype, shape, by_name)
+        heads.append((name, datatype, shape, count))
+    return heads
+
+
+def _check_head(name: str, datatype: str, shape: tuple[int, ...], specs: Mapping[str, TensorSpec]) -> None:
+    spec = specs.get(name)
+    if spec is None:
+        raise TensorError(f"the model has no input {name!r} (inputs: {', '.join(specs)})")
+    if datatype != spec.datatype:
+        raise TensorError(f"input {name!r} must be {spec.datatype}, not {datatype}")
+    if len(shape) != len(spec.shape) or any(
+        want is not None and want != got for want, got in zip(spec.shape, shape, strict=True)
+    ):
+        raise TensorError(f"input {name!r} has shape {list(shape)}; the model takes {spec.metadata()['shape']}")
+
+
+def _tensor_head(raw: object, budget: int, max_dimension: int) -> tuple[str, str, tuple[int, ...], int]:
     if not isinstance(raw, dict):
         raise TensorError("each input must be a JSON object")
     name, datatype, shape = raw.get("name"), raw.get("datatype"), raw.get("shape")
@@ -297,7 +356,11 @@ def _tensor_head(raw: object, budget: int) -> tuple[str, str, tuple[int, ...], i
         raise TensorError(f"input {name!r}: unknown datatype (supported: {', '.join(DATATYPES)})")
     if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
         raise TensorError(f'input {name!r}: "shape" must be a list of non-negative integers')
-    count = math.prod(shape)
+    if len(shape) > MAX_RANK:
+        raise TensorError(f"input {name!r}: {len(shape)} dimensions; at most {MAX_RANK} are accepted")
+    if any(d > min(MAX_DIMENSION, max_dimension) for d in shape):
+        raise TensorError(f"input {name!r}: a dimension is larger than this server accepts")
+    count = math.prod(shape)  # at most 32 factors below 2**31: a bounded Python int
     if count > budget:
         raise TensorError(f"input {name!r}: the request has more tensor elements than this server accepts")
     return name, datatype, tuple(shape), count
@@ -397,6 +460,8 @@ def _from_binary(
 
 
 def _bytes_elements(name: str, data: memoryview, count: int) -> np.ndarray[Any, Any]:
+    if count * _BYTES_LENGTH_PREFIX > len(data):  # before allocating: each element needs its length prefix
+        raise TensorError(f"input {name!r}: {count} BYTES elements need at least {count * 4} bytes, got {len(data)}")
     elements = np.empty(count, dtype=object)
     offset = 0
     for index in range(count):

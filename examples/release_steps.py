@@ -161,7 +161,8 @@ def release_and_serve(
             step(14, "The client verifies the enclave before sending data, then runs an inference")
             x = [[0.5, -1.0, 2.0, 0.25]]
             done = run("infer", url, "--model", "mlp", "--policy", str(policy), "--input", f"x=@{json.dumps(x)}",
-                       "--json")  # fmt: skip
+                       "--broker-key", str(output / "broker-receipt-key.pem"),
+                       "--log-key", f"@{output / 'broker-log.vkey'}", "--json")  # fmt: skip
             if done.returncode != 0:
                 raise SystemExit(f"ccdeploy infer exited {done.returncode}:\n{done.stdout}{done.stderr}")
             result = json.loads(done.stdout)
@@ -169,6 +170,11 @@ def release_and_serve(
             assert np.allclose(y, reference(np.array(x, dtype=np.float32)), atol=1e-5), y
             pinned_key = result["verified"]["tls_public_key_sha256"][:16]
             proved(f"evidence verified and appraised against the policy; TLS key pinned: sha256:{pinned_key}…")
+            released = result["receipt"]
+            proved(
+                f"the enclave's release receipt verified: model {released['model']}, log index {released['log_index']},"
+                " issued to this enclave's HPKE and TLS keys"
+            )
             shown = [round(float(v), 4) for v in y.ravel()]
             proved(f"inference over the pinned TLS connection: y = {shown}, equal to the numpy reference")
 

@@ -11,6 +11,7 @@ import click
 import numpy as np
 
 from ccdeploy._cli._output import emit_json, json_option, say
+from ccdeploy._cli.receipt import _log_key as read_log_key
 from ccdeploy.client import AttestedClient
 from ccdeploy.errors import UsageError
 
@@ -43,6 +44,19 @@ _MAX_SHOWN = 16
     help="Write each output to DIR/NAME.npy.",
 )
 @click.option("--at", "at_text", metavar="RFC3339", help="Appraise the evidence at this instant (default: now).")
+@click.option(
+    "--broker-key",
+    "broker_key",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="PEM",
+    help="The key broker's receipt public key: verify the enclave's release receipt (needs --log-key).",
+)
+@click.option(
+    "--log-key",
+    "log_key",
+    metavar="VKEY|@FILE",
+    help="The transparency log's note verifier key, or @FILE holding it (needs --broker-key).",
+)
 @json_option
 def infer(
     url: str,
@@ -52,15 +66,24 @@ def infer(
     output_names: tuple[str, ...],
     output_dir: Path | None,
     at_text: str | None,
+    broker_key: Path | None,
+    log_key: str | None,
     json_output: bool,
 ) -> None:
     """Verify the enclave serving at URL, then run MODEL on the inputs over its attested TLS key.
 
-    Exit 0: verified and answered; 1: the enclave was rejected; 2: usage or a refused request; 3: unreachable.
+    With --broker-key and --log-key, the enclave's release receipt must verify, name this enclave's keys and
+    MODEL. Exit 0: verified and answered; 1: the enclave was rejected; 2: usage or a refused request;
+    3: unreachable.
     """
     at = _parse_at(at_text)
+    if (broker_key is None) != (log_key is None):
+        raise UsageError("--broker-key and --log-key go together (both or neither)")
     raw_inputs = dict(_split(spec) for spec in input_specs)
-    with AttestedClient(url, policy=policy_file, now=(lambda: at) if at else _now) as client:
+    receipt_keys: dict[str, Any] = {}
+    if broker_key is not None and log_key is not None:
+        receipt_keys = {"broker_key": _read_key(broker_key), "log_key": read_log_key(log_key), "expected_model": model}
+    with AttestedClient(url, policy=policy_file, now=(lambda: at) if at else _now, **receipt_keys) as client:
         verified = client.attest()
         if not json_output:
             say(f"verified {verified.evidence_type} evidence: platform {verified.platform}, debug {verified.debug}")
@@ -69,6 +92,14 @@ def infer(
             say(f"  policy checks passed: {', '.join(name for name, _, _ in verified.checks) or 'none'}")
             say(f"  binding: our nonce, HPKE key sha256:{verified.hpke_public_key_sha256[:16]}…, TLS key")
             say(f"  TLS key pinned: sha256:{verified.tls_public_key_sha256}")
+            receipt = verified.receipt
+            if receipt is None:
+                say("  release receipt: not checked (give --broker-key and --log-key)")
+            else:
+                say(
+                    f"  release receipt verified: model {receipt.model}, artifact ccseal.v1.blake3:"
+                    f"{receipt.artifact_digest}, log index {receipt.log_index}, released {receipt.released_at}"
+                )
         wants_types = any(value.startswith("@") for value in raw_inputs.values())
         datatypes = _input_datatypes(client.model_metadata(model)) if wants_types else {}
         inputs = {name: _load_input(name, value, datatypes) for name, value in raw_inputs.items()}
@@ -78,10 +109,12 @@ def infer(
         for name, array in outputs.items():
             np.save(output_dir / f"{_safe_name(name)}.npy", array, allow_pickle=False)
     if json_output:
+        summary = verified.to_dict()
         emit_json(
             {
                 "ok": True,
-                "verified": verified.to_dict(),
+                "verified": summary,
+                "receipt": summary["receipt"],  # null unless --broker-key/--log-key verified it
                 "model": model,
                 "outputs": {name: _tensor_json(array) for name, array in outputs.items()},
             }
@@ -93,6 +126,13 @@ def infer(
         say(f"output {name} {array.dtype} {list(array.shape)}: {shown}")
     if output_dir is not None:
         say(f"outputs written to {output_dir}")
+
+
+def _read_key(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read the broker key {path}: {exc.strerror}") from None
 
 
 def _now() -> datetime:

@@ -458,7 +458,7 @@ class ReleaseService:
         if appended.log_index is None:
             raise Denied(DenialReason.INTERNAL, "the release was not logged")
         entry = self._log.entry(appended.log_index)
-        statement = receipt.receipt_statement(body, context.artifact_digest, entry)
+        statement = receipt.receipt_statement(body, context.artifact_digest, entry, appended.entry)
         signed = receipt.sign_receipt(statement, self._signer)
         return ReleaseGrant(
             model=record.name,

@@ -104,7 +104,9 @@ def decode_response(body: bytes, header_length: str | None) -> dict[str, np.ndar
             shape = [int(d) for d in tensor["shape"]]
             size = (tensor.get("parameters") or {}).get("binary_data_size")
             if size is None:
-                array = np.array(tensor["data"], dtype=str if dtype.kind == "O" else dtype)
+                data = tensor["data"]
+                # numpy's str dtype drops trailing NUL characters: keep BYTES elements as Python strings
+                array = _strings(data) if dtype.kind == "O" else np.array(data, dtype=dtype)
             else:
                 chunk = body[offset : offset + int(size)]
                 if len(chunk) != int(size):
@@ -132,6 +134,22 @@ def _to_json(array: np.ndarray[Any, Any], datatype: str) -> list[Any]:
         return [item.decode() if isinstance(item, bytes) else str(item) for item in array.ravel()]
     values: list[Any] = array.ravel().tolist()
     return values
+
+
+def _strings(data: object) -> np.ndarray[Any, Any]:
+    flat: list[str] = []
+    pending = [data]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, list):
+            pending.extend(reversed(item))
+        elif isinstance(item, str):
+            flat.append(item)
+        else:
+            raise TypeError("BYTES data must be strings")
+    array = np.empty(len(flat), dtype=object)
+    array[:] = flat
+    return array
 
 
 def _from_binary(chunk: bytes, dtype: np.dtype[Any]) -> np.ndarray[Any, Any]:

@@ -9,8 +9,13 @@ Steps (:meth:`AttestedClient.attest`, run before the first request):
    and that the certificate the connection presented is the document's certificate.
 4. From then on, talk to the server only through a TLS context that trusts exactly that certificate (and
    check each response's peer certificate again).
+5. With the broker's and the log's public keys (``broker_key``, ``log_key``): fetch ``GET /v1/receipt`` over the
+   pinned connection, verify it offline (:func:`~ccdeploy.release.receipt.verify_receipt`), and require that it was
+   issued to *this* enclave (its TLS and HPKE key digests are the attested ones) for the model the caller uses
+   (``expected_model``, and the model named in every request). Evidence says which code runs; the receipt says
+   which model key the broker released to it.
 
-Any failure of 1-4 raises :class:`~ccdeploy.errors.EnclaveRejected` (exit 1); an unreachable server
+Any failure of 1-5 raises :class:`~ccdeploy.errors.EnclaveRejected` (exit 1); an unreachable server
 :class:`~ccdeploy.errors.CouldNotCheck` (exit 3); a request the server refuses (4xx)
 :class:`~ccdeploy.errors.InferenceRejected` (exit 2).
 """
@@ -28,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 import numpy as np
@@ -37,15 +42,21 @@ from cryptography.hazmat.primitives import serialization
 
 from attestation.claims import Claims
 from ccdeploy.client._oip import HEADER_LENGTH, decode_response, encode_request
-from ccdeploy.errors import CouldNotCheck, EnclaveRejected, InferenceRejected, UsageError
+from ccdeploy.errors import CcdError, CouldNotCheck, DecisionError, EnclaveRejected, InferenceRejected, UsageError
 from ccdeploy.release.binding import report_data_matches, spki_der
 from ccdeploy.release.policy import ReleasePolicy, load_policy, load_policy_file
+
+if TYPE_CHECKING:
+    from ccdeploy.release.receipt import Receipt
 
 __all__ = ["NONCE_BYTES", "Appraiser", "AttestedClient", "EvidenceDecisionLike", "Verified", "policy_appraiser"]
 
 NONCE_BYTES = 32
 MAX_ATTESTATION_BYTES = 1 << 20
 """An attestation document is a few kilobytes; a larger answer is refused unread."""
+MAX_RECEIPT_BYTES = 1 << 20
+"""A receipt is a few kilobytes (its inclusion proof grows with log2 of the log size)."""
+RECEIPT_PATH = "/v1/receipt"
 
 
 class EvidenceDecisionLike(Protocol):
@@ -95,6 +106,8 @@ class Verified:
         tls_public_key_sha256: SHA-256 (hex) of the pinned TLS key's SubjectPublicKeyInfo.
         tls_certificate_pem: The pinned certificate.
         checks: ``(name, ok, detail)`` of each policy check.
+        receipt: The broker's release receipt for this enclave, verified, when the client was given the broker's
+            and the log's keys.
     """
 
     url: str
@@ -107,9 +120,11 @@ class Verified:
     tls_public_key_sha256: str
     tls_certificate_pem: str = field(repr=False)
     checks: tuple[tuple[str, bool, str], ...]
+    receipt: Receipt | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary."""
+        receipt = self.receipt
         return {
             "url": self.url,
             "evidence_type": self.evidence_type,
@@ -121,6 +136,15 @@ class Verified:
             "tls_public_key_sha256": self.tls_public_key_sha256,
             "tls_certificate_pem": self.tls_certificate_pem,
             "checks": [{"name": n, "ok": ok, "detail": d} for n, ok, d in self.checks],
+            "receipt": None
+            if receipt is None
+            else {
+                "model": receipt.model,
+                "artifact_digest": receipt.artifact_digest,
+                "log_index": receipt.log_index,
+                "audit_seq": receipt.audit_seq,
+                "released_at": receipt.released_at,
+            },
         }
 
 
@@ -139,10 +163,17 @@ class AttestedClient:
         transport: An httpx transport for both phases (it must expose the TLS peer certificate through the
             ``network_stream`` response extension, as httpx's default transport does).
         timeout: Seconds per request.
+        broker_key: The key broker's receipt public key (PEM bytes or text, or a path to it). With ``log_key``,
+            the enclave's release receipt is fetched and verified (step 5).
+        log_key: The transparency log's note verifier key (or several).
+        expected_model: The model the receipt must name; every request's model must be it too. Default: the
+            model of the first request (:meth:`infer` / :meth:`model_metadata`).
 
     Raises:
-        UsageError: Neither or both of ``policy`` and ``appraiser``, or a URL that is not https.
+        UsageError: Neither or both of ``policy`` and ``appraiser``, a URL that is not https, or only one of
+            ``broker_key`` and ``log_key``.
         PolicyInvalid: The policy does not load.
+        TrustRootInvalid: The broker key or the log key is malformed.
     """
 
     def __init__(
@@ -154,9 +185,14 @@ class AttestedClient:
         now: Callable[[], datetime] = _utc_now,
         transport: httpx.BaseTransport | None = None,
         timeout: float = 30.0,
+        broker_key: bytes | str | Path | None = None,
+        log_key: str | Sequence[str] | None = None,
+        expected_model: str | None = None,
     ) -> None:
         if (policy is None) == (appraiser is None):
             raise UsageError("give exactly one of a release policy and an appraiser")
+        if (broker_key is None) != (log_key is None):
+            raise UsageError("give both the broker key and the log key to check the release receipt, or neither")
         if not base_url.startswith("https://"):
             raise UsageError(f"an attested server must be reached over https, not {base_url!r}")
         self._url = base_url.rstrip("/")
@@ -167,6 +203,11 @@ class AttestedClient:
         self._verified: Verified | None = None
         self._pinned_der = b""
         self._client: httpx.Client | None = None
+        self._broker_pem = None if broker_key is None else _pem_bytes(broker_key)
+        self._log_keys = [log_key] if isinstance(log_key, str) else list(log_key or ())
+        if self._broker_pem is not None:
+            _check_receipt_keys(self._broker_pem, self._log_keys)
+        self._model = expected_model
 
     def __enter__(self) -> AttestedClient:
         return self
@@ -230,6 +271,9 @@ class AttestedClient:
         pinned.verify_mode = ssl.CERT_REQUIRED
         self.close()
         self._client = self._http(pinned)
+        hpke_sha256 = hashlib.sha256(document.hpke_public_key).hexdigest()
+        tls_sha256 = hashlib.sha256(spki).hexdigest()
+        receipt = None if self._broker_pem is None else self._check_receipt(hpke_sha256, tls_sha256)
         self._verified = Verified(
             url=self._url,
             evidence_type=document.evidence_type,
@@ -237,12 +281,50 @@ class AttestedClient:
             measurements={name: value.hex() for name, value in claims.measurements.items()},
             debug=claims.debug,
             hpke_suite=document.hpke_suite,
-            hpke_public_key_sha256=hashlib.sha256(document.hpke_public_key).hexdigest(),
-            tls_public_key_sha256=hashlib.sha256(spki).hexdigest(),
+            hpke_public_key_sha256=hpke_sha256,
+            tls_public_key_sha256=tls_sha256,
             tls_certificate_pem=document.certificate_pem,
             checks=tuple((c.name, bool(c.ok), str(c.detail)) for c in decision.checks),
+            receipt=receipt,
         )
         return self._verified
+
+    def _check_receipt(self, hpke_sha256: str, tls_sha256: str) -> Receipt:
+        """Step 5: the broker's receipt names this enclave's keys (and the expected model, if known yet)."""
+        from ccdeploy.release.receipt import verify_receipt  # noqa: PLC0415 - only clients that check receipts
+
+        if self._broker_pem is None:  # pragma: no cover - guarded by the caller
+            raise UsageError("no broker key")
+        try:
+            body = self._raw_request("GET", RECEIPT_PATH).content
+        except InferenceRejected as error:  # 404: an enclave that cannot show its receipt is not trusted with data
+            raise EnclaveRejected(f"the enclave shows no release receipt: {error.message}") from None
+        if len(body) > MAX_RECEIPT_BYTES:
+            raise EnclaveRejected(f"the enclave's receipt is larger than {MAX_RECEIPT_BYTES} bytes")
+        try:
+            receipt = verify_receipt(body, self._broker_pem, self._log_keys)
+        except DecisionError as error:
+            raise EnclaveRejected(f"the enclave's release receipt does not verify: {error.message}") from None
+        except CcdError as error:  # a key that loaded at construction cannot fail here; report, do not mask
+            raise EnclaveRejected(f"the enclave's release receipt cannot be checked: {error.message}") from None
+        enclave = receipt.predicate.get("enclave")
+        if not isinstance(enclave, dict) or enclave.get("tlsPublicKeySha256") != tls_sha256:
+            raise EnclaveRejected("the release receipt was issued to another enclave (its TLS key differs)")
+        if enclave.get("hpkePublicKeySha256") != hpke_sha256:
+            raise EnclaveRejected("the release receipt was issued to another enclave (its HPKE key differs)")
+        if self._model is not None and receipt.model != self._model:
+            raise EnclaveRejected(f"the enclave was released the key of model {receipt.model!r}, not {self._model!r}")
+        return receipt
+
+    def _check_model(self, model: str) -> None:
+        """With a verified receipt, every request must address the model the receipt names."""
+        verified = self._verified
+        if verified is None or verified.receipt is None:
+            return
+        if verified.receipt.model != model:
+            raise EnclaveRejected(
+                f"the enclave was released the key of model {verified.receipt.model!r}, not {model!r}"
+            )
 
     def model_metadata(self, model: str) -> dict[str, Any]:
         """The model's OIP metadata (name, versions, platform, inputs, outputs), over the pinned connection.
@@ -250,7 +332,7 @@ class AttestedClient:
         Raises:
             EnclaveRejected, CouldNotCheck, InferenceRejected: As :meth:`attest` and :meth:`infer`.
         """
-        response = self._request("GET", f"/v2/models/{model}")
+        response = self._request("GET", f"/v2/models/{model}", model=model)
         try:
             metadata: dict[str, Any] = json.loads(response.content)
         except ValueError:
@@ -274,19 +356,26 @@ class AttestedClient:
 
         Raises:
             InferenceRejected: The server refused the request (4xx) or answered something undecodable.
-            EnclaveRejected: The server no longer presents the attested certificate.
+            EnclaveRejected: The server no longer presents the attested certificate, or (with receipt checking)
+                its receipt names another model.
             CouldNotCheck: The server could not be reached or failed (5xx).
         """
         body, header_length = encode_request(inputs, outputs, binary=binary)
         headers = {"Content-Type": "application/octet-stream" if header_length is not None else "application/json"}
         if header_length is not None:
             headers[HEADER_LENGTH] = str(header_length)
-        response = self._request("POST", f"/v2/models/{model}/infer", content=body, headers=headers)
+        response = self._request("POST", f"/v2/models/{model}/infer", model=model, content=body, headers=headers)
         return decode_response(response.content, response.headers.get(HEADER_LENGTH))
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _request(self, method: str, path: str, *, model: str, **kwargs: Any) -> httpx.Response:
+        if self._model is None:
+            self._model = model  # the receipt (checked in attest) must name the first model asked for
         if self._client is None:
             self.attest()
+        self._check_model(model)
+        return self._raw_request(method, path, **kwargs)
+
+    def _raw_request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         client = self._client
         if client is None:
             raise EnclaveRejected("the server has not been attested")
@@ -341,6 +430,29 @@ def _b64(value: object) -> bytes:
     if not isinstance(value, str):
         raise TypeError
     return base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+
+
+def _pem_bytes(key: bytes | str | Path) -> bytes:
+    if isinstance(key, bytes):
+        return key
+    if isinstance(key, str) and key.lstrip().startswith("-----BEGIN"):
+        return key.encode("ascii", "replace")
+    try:
+        return Path(key).read_bytes()
+    except OSError as error:
+        raise UsageError(f"cannot read the broker key {key}: {error.strerror}") from None
+
+
+def _check_receipt_keys(broker_pem: bytes, log_keys: Sequence[str]) -> None:
+    """Refuse malformed keys before anything is sent (TrustRootInvalid), rather than at the first receipt."""
+    from ccdeploy.release.receipt import load_broker_key  # noqa: PLC0415
+    from ccdeploy.transparency.checkpoint import NoteVerifier  # noqa: PLC0415
+
+    load_broker_key(broker_pem)
+    if not log_keys:
+        raise UsageError("no log verifier key given")
+    for vkey in log_keys:
+        NoteVerifier.from_key(vkey)
 
 
 def _load(policy: ReleasePolicy | str | Path | bytes | None) -> ReleasePolicy:

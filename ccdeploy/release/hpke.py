@@ -101,9 +101,20 @@ class HpkeKeyPair:
             raise HpkeError("the sealed key does not open with this enclave key and release context") from None
 
 
-def seal_to(suite: HpkeSuite, public_key: bytes, plaintext: bytes, info: bytes) -> bytes:
-    """Seal ``plaintext`` (a data key) to ``public_key`` of ``suite``; returns ``enc ‖ ct``."""
-    return suite.cipher_suite().encrypt(plaintext, _public_key(suite, public_key), info=info)
+def seal_to(suite: HpkeSuite, public_key: bytes, plaintext: bytes | bytearray, info: bytes) -> bytes:
+    """Seal ``plaintext`` (a data key) to ``public_key`` of ``suite``; returns ``enc ‖ ct``.
+
+    ``plaintext`` may be a ``bytearray`` the caller zeroes afterwards (no immutable copy is kept here).
+
+    Raises:
+        HpkeError: the public key has the wrong length or is not a usable key of ``suite`` (for example a
+            low-order X25519 point, whose shared secret would be all zeros).
+    """
+    recipient = _public_key(suite, public_key)
+    try:
+        return suite.cipher_suite().encrypt(plaintext, recipient, info=info)
+    except ValueError:  # cryptography: "Error computing shared key." for a low-order / invalid X25519 point
+        raise HpkeError(f"the {suite.value} public key cannot be sealed to (invalid or low-order point)") from None
 
 
 def _public_key(suite: HpkeSuite, data: bytes) -> hpke.MLKEM768X25519PublicKey | x25519.X25519PublicKey:

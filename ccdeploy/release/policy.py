@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal, Self
 
 import yaml
 from cryptography import x509
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from attestation._x509 import SIMULATOR_ORGANIZATION
 from attestation.claims import Tee
@@ -56,6 +56,22 @@ LONG_EVIDENCE_AGE = 3600
 """``max_evidence_age`` above this (seconds) draws a lint warning."""
 GPU_VERIFICATION_AVAILABLE = False
 """GPU evidence verification is the next attestation issue; until it lands ``gpu.required`` fails closed."""
+SHA384_BYTES = 48
+"""Nitro PCRs and the SEV-SNP launch measurement (and ID/author key digests) are SHA-384 values."""
+NITRO_CODE_PCR = 0
+"""Nitro PCR0 is the hash of the whole enclave image file (kernel, bootstrap and application): the code identity.
+PCR1 (kernel and bootstrap) and PCR2 (application) are parts of it; PCR3 (IAM role), PCR4 (instance ID) and PCR8
+(signing certificate) say nothing about the code that runs."""
+_SNP_LENGTHS = {
+    "measurement": SHA384_BYTES,
+    "id_key_digests": SHA384_BYTES,
+    "author_key_digests": SHA384_BYTES,
+    "chip_ids": 64,
+    "host_data": 32,
+    "family_id": 16,
+    "image_id": 16,
+}
+"""Byte lengths of the SEV-SNP report fields a policy may pin (AMD SEV-SNP ABI, ATTESTATION_REPORT)."""
 
 
 class _UniqueKeyLoader(_ReferenceLoader):
@@ -119,6 +135,14 @@ Expressions = Annotated[tuple[CelExpression, ...], BeforeValidator(_expressions)
 Text = Annotated[str, Field(min_length=1, max_length=1024, strict=True)]
 
 
+def _wrong_lengths(name: str, values: tuple[bytes, ...], length: int) -> list[str]:
+    return [
+        f"{name}: a {len(value)}-byte value (expected {length} bytes, {2 * length} hex digits)"
+        for value in values
+        if len(value) != length
+    ]
+
+
 class Platforms(_Strict):
     """The accepted platforms and their reference values (the attestation library's sections); at least one."""
 
@@ -130,6 +154,32 @@ class Platforms(_Strict):
         if self.nitro is None and self.sev_snp is None:
             raise ValueError("no platform is accepted: name nitro and/or sev-snp with its reference values")
         return self
+
+    @model_validator(mode="after")
+    def _reference_lengths(self) -> Self:
+        # A value of the wrong length can never equal a real measurement: the policy would deny everything while
+        # looking like it pins something (or, for a typo, silently pin nothing useful).
+        problems: list[str] = []
+        if self.nitro is not None:
+            for index, values in sorted(self.nitro.pcrs.items()):
+                problems += _wrong_lengths(f"nitro.pcrs.{index}", values, SHA384_BYTES)
+        if self.sev_snp is not None:
+            for field, length in _SNP_LENGTHS.items():
+                value = getattr(self.sev_snp, field)
+                values = value if isinstance(value, tuple) else () if value is None else (value,)
+                problems += _wrong_lengths(f"sev-snp.{field}", values, length)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def code_identity_gaps(self) -> list[str]:
+        """The accepted platforms whose reference values pin no code identity (Nitro PCR0, SNP ``measurement``)."""
+        gaps: list[str] = []
+        if self.nitro is not None and NITRO_CODE_PCR not in self.nitro.pcrs:
+            gaps.append(f"nitro pins no PCR{NITRO_CODE_PCR} (the enclave image hash)")
+        if self.sev_snp is not None and self.sev_snp.measurement is None:
+            gaps.append("sev-snp pins no measurement (the launch digest)")
+        return gaps
 
     def accepts(self, tee: Tee) -> bool:
         """Whether evidence of ``tee`` may be appraised under this policy."""
@@ -157,6 +207,15 @@ class GpuRequirement(_Strict):
     required: bool = Field(False, strict=True)
     drivers: tuple[Text, ...] = ()
     vbios: tuple[Text, ...] = ()
+
+    @model_validator(mode="after")
+    def _checks_when_required(self) -> Self:
+        if not self.required and (self.drivers or self.vbios):
+            raise ValueError(
+                "drivers/vbios are only checked when required is true: as written they would check nothing "
+                "(set required: true, or remove them)"
+            )
+        return self
 
 
 class ProvenanceRequirement(_Strict):
@@ -204,6 +263,7 @@ class ReleasePolicy(_Strict):
     platforms: Platforms
     trust_roots: TrustRoots | None = None
     unsafe_accept_simulator_roots: bool = Field(False, strict=True)
+    unsafe_no_code_identity: bool = Field(False, strict=True)
     allow_debug: bool = Field(False, strict=True)
     max_evidence_age: int = Field(300, gt=0, le=366 * 86400, strict=True)
     gpu: GpuRequirement = GpuRequirement()
@@ -211,8 +271,22 @@ class ReleasePolicy(_Strict):
     bom: BomRequirement | None = None
     cel: Expressions = ()
 
+    @field_validator("version", mode="before")
+    @classmethod
+    def _integer_version(cls, value: Any) -> Any:
+        if type(value) is not int:  # YAML `true` is a bool, and bool is an int subclass equal to 1
+            raise ValueError(f"version must be the integer 1, not {type(value).__name__}")
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> Self:
+        gaps = self.platforms.code_identity_gaps()
+        if gaps and not self.unsafe_no_code_identity:
+            raise ValueError(
+                "no code identity is pinned: "
+                + "; ".join(gaps)
+                + " (any code on that platform would qualify; set unsafe_no_code_identity: true to accept this)"
+            )
         if self.trust_roots is not None:
             for tee in Tee:
                 if self.trust_roots.for_tee(tee) is not None and not self.platforms.accepts(tee):
@@ -255,7 +329,7 @@ def load_policy(data: bytes) -> ReleasePolicy:
     strange = [repr(key) for key in document if not isinstance(key, str)]
     if strange:
         raise PolicyInvalid(f"the release policy has keys that are not names: {', '.join(strange)}")
-    if "version" in document and document["version"] != 1:
+    if "version" in document and (type(document["version"]) is not int or document["version"] != 1):
         raise PolicyInvalid(f"unknown release policy version {document['version']!r} (this build reads version 1)")
     try:
         return ReleasePolicy.model_validate(document)
@@ -317,6 +391,16 @@ def lint(policy: ReleasePolicy) -> list[Finding]:
                 "warn",
                 f"trust_roots for {', '.join(simulated)} hold an evidence-simulator root, but "
                 "unsafe_accept_simulator_roots is false: evidence under it will be refused",
+            )
+        )
+    if policy.unsafe_no_code_identity:
+        gaps = policy.platforms.code_identity_gaps()
+        findings.append(
+            Finding(
+                "warn",
+                "unsafe_no_code_identity is true: "
+                + ("; ".join(gaps) if gaps else "(every platform pins its code identity, so the flag is unneeded)")
+                + " - any code on that platform may receive the key",
             )
         )
     if policy.allow_debug:

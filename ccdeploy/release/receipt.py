@@ -9,12 +9,16 @@ predicate (``https://ccdeploy.dev/release-receipt/v1``) is::
      "appraisal": {"verdict": "release", "checks": [{"name", "ok", "detail"}]},
      "enclave": {"hpkeSuite", "hpkePublicKeySha256", "tlsPublicKeySha256"},
      "releasedAt", "broker": {"id"},
-     "log": {"index", "treeSize", "leafHash", "inclusionProof", "checkpoint"}}
+     "log": {"index", "treeSize", "leafHash", "inclusionProof", "checkpoint",
+             "seq", "time", "entryHash", "prevHash"}}
 
 Everything but ``log`` is the body of the release event's audit entry, whose canonical JSON is the
-transparency-log leaf (see ``docs/transparency.md``). ``log.inclusionProof`` (hex hashes) proves the
-leaf in the tree the signed ``log.checkpoint`` commits to, so a receipt verifies offline with two
-public keys: the broker's and the log's.
+transparency-log leaf (see ``docs/transparency.md``). ``log.seq``, ``log.time``, ``log.entryHash`` and
+``log.prevHash`` are that audit entry's other fields, so a verifier rebuilds the leaf exactly as the
+store wrote it (``audit_leaf_data``) and checks that it hashes to ``log.leafHash``: the logged leaf *is*
+this release, and its entry hash recomputes. ``log.inclusionProof`` (hex hashes) proves the leaf in the
+tree the signed ``log.checkpoint`` commits to, so a receipt verifies offline with two public keys: the
+broker's and the log's.
 """
 
 from __future__ import annotations
@@ -33,7 +37,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ccdeploy.errors import AuditChainBroken, BundleMalformed, SignatureInvalid, SignerError, TrustRootInvalid
+from ccdeploy.errors import (
+    AuditChainBroken,
+    BundleMalformed,
+    SignatureInvalid,
+    SignerError,
+    TrustRootInvalid,
+    UsageError,
+)
 from ccdeploy.provenance.bundle import BUNDLE_MEDIA_TYPE, ecdsa_hash
 from ccdeploy.provenance.dsse import pae
 from ccdeploy.provenance.signers.base import StatementSigner
@@ -45,6 +56,7 @@ from ccdeploy.transparency.merkle import leaf_hash
 __all__ = [
     "ARTIFACT_DIGEST_ALGORITHM",
     "RECEIPT_PREDICATE_TYPE",
+    "AuditEntryLike",
     "Receipt",
     "ReceiptCheck",
     "load_broker_key",
@@ -82,6 +94,40 @@ class CheckLike(Protocol):
     def ok(self) -> bool: ...
     @property
     def detail(self) -> str: ...
+
+
+class AuditEntryLike(Protocol):
+    """The audit entry a release was appended as (``ccdeploy.broker.store.AuditEntry`` is one)."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def time(self) -> datetime: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def body(self) -> Mapping[str, Any]: ...
+    @property
+    def prev_hash(self) -> str: ...
+    @property
+    def entry_hash(self) -> str: ...
+
+
+_HEX64 = frozenset("0123456789abcdef")
+
+
+def _is_hash_hex(value: object) -> bool:
+    return isinstance(value, str) and len(value) == 64 and set(value) <= _HEX64
+
+
+def _entry_content(seq: int, time: str, kind: str, body: Mapping[str, Any]) -> bytes:
+    """JCS of an audit entry's hashed fields, as ``ccdeploy.broker.store.audit.audit_entry_hash`` hashes them."""
+    return rfc8785.dumps({"seq": seq, "time": time, "kind": kind, "body": dict(body)})
+
+
+def _leaf_data(seq: int, time: str, kind: str, body: Mapping[str, Any], entry_hash: str) -> bytes:
+    """An audit entry's transparency-log leaf, exactly as ``ccdeploy.broker.store.audit.audit_leaf_data`` writes it."""
+    return rfc8785.dumps({"seq": seq, "time": time, "kind": kind, "body": dict(body), "entry_hash": entry_hash})
 
 
 def _sha256_hex(data: bytes) -> str:
@@ -149,24 +195,46 @@ def release_body(
     }
 
 
-def receipt_statement(body: Mapping[str, Any], artifact_digest: str, log_entry: LogEntry) -> Statement:
+def receipt_statement(
+    body: Mapping[str, Any],
+    artifact_digest: str,
+    log_entry: LogEntry,
+    audit_entry: AuditEntryLike | None = None,
+) -> Statement:
     """The receipt statement for a release event and its log entry.
 
     Args:
         body: :func:`release_body`'s result (the audit entry's body).
         artifact_digest: hex ``ccseal.v1.blake3`` digest of the sealed artifact.
         log_entry: the audit entry's leaf in the transparency log.
+        audit_entry: the appended audit entry; its ``seq``, ``time``, ``entry_hash`` and ``prev_hash`` go into
+            ``log`` so the receipt alone ties the leaf to this release. Without it the receipt verifies only
+            together with the leaf data (``verify_receipt(leaf_data=...)``).
 
     Raises:
-        UsageError: the body has no model name, or the digest is not hex.
+        UsageError: the body has no model name, the digest is not hex, or ``audit_entry`` is not the release
+            ``body`` logged as ``log_entry`` (the broker would sign a receipt no verifier accepts).
     """
-    log = {
+    log: dict[str, Any] = {
         "index": log_entry.index,
         "treeSize": log_entry.tree_size,
         "leafHash": log_entry.leaf_hash.hex(),
         "inclusionProof": [p.hex() for p in log_entry.inclusion_proof],
         "checkpoint": log_entry.checkpoint,
     }
+    if audit_entry is not None:
+        time = _rfc3339(audit_entry.time)
+        if audit_entry.kind != RELEASE_KIND or rfc8785.dumps(dict(audit_entry.body)) != rfc8785.dumps(dict(body)):
+            raise UsageError("the audit entry given is not this release event")
+        leaf = _leaf_data(audit_entry.seq, time, RELEASE_KIND, body, audit_entry.entry_hash)
+        if leaf_hash(leaf) != log_entry.leaf_hash:
+            raise UsageError("the audit entry given is not the leaf of this log entry")
+        log |= {
+            "seq": audit_entry.seq,
+            "time": time,
+            "entryHash": audit_entry.entry_hash,
+            "prevHash": audit_entry.prev_hash,
+        }
     subject = Subject(str(body.get("model", "")), {ARTIFACT_DIGEST_ALGORITHM: artifact_digest})
     return Statement((subject,), RECEIPT_PREDICATE_TYPE, {**body, "log": log})
 
@@ -207,7 +275,9 @@ class Receipt:
     predicate: dict[str, Any]
     checks: tuple[ReceiptCheck, ...]
     leaf_checked: bool
-    """Whether the audit entry (leaf data) was given and matched."""
+    """Whether the logged leaf was shown to be this release (rebuilt from the predicate, or given and matched)."""
+    audit_seq: int | None = None
+    """The release's audit-log sequence number, when the receipt carries it."""
 
     def log_entry(self) -> LogEntry:
         """The receipt's log entry (with its checkpoint note and inclusion proof)."""
@@ -335,6 +405,57 @@ def _log_entry(predicate: Mapping[str, Any]) -> LogEntry:
     )
 
 
+@dataclass(frozen=True)
+class _EntryFields:
+    seq: int
+    time: str
+    entry_hash: str
+    prev_hash: str
+
+
+_ENTRY_MEMBERS: Final = ("seq", "time", "entryHash", "prevHash")
+
+
+def _entry_fields(predicate: Mapping[str, Any]) -> _EntryFields | None:
+    """The audit entry's fields from ``log`` (all four, or none for a receipt from an older broker)."""
+    log = predicate["log"]
+    present = [m for m in _ENTRY_MEMBERS if m in log]
+    if not present:
+        return None
+    if len(present) != len(_ENTRY_MEMBERS):
+        raise BundleMalformed(f"the receipt's log section has only some audit entry fields: {present}")
+    seq = _field(log, "seq", int)
+    time = _field(log, "time", str)
+    if seq < 1 or not _is_hash_hex(log["entryHash"]) or not _is_hash_hex(log["prevHash"]):
+        raise BundleMalformed("the receipt's audit entry fields are malformed (seq >= 1, 64 hex digit hashes)")
+    return _EntryFields(seq, time, log["entryHash"], log["prevHash"])
+
+
+def _check_rebuilt_leaf(fields: _EntryFields, entry: LogEntry, predicate: Mapping[str, Any], run: _Run) -> None:
+    """The leaf rebuilt from the signed predicate is the logged leaf, and its entry hash recomputes."""
+    body = {k: v for k, v in predicate.items() if k != "log"}
+    try:
+        leaf = _leaf_data(fields.seq, fields.time, RELEASE_KIND, body, fields.entry_hash)
+        content = _entry_content(fields.seq, fields.time, RELEASE_KIND, body)
+    except (ValueError, TypeError):  # rfc8785.CanonicalizationError is a ValueError
+        run.fail("entry", AuditChainBroken("the receipt's release event cannot be canonicalized"))
+    if leaf_hash(leaf) != entry.leaf_hash:
+        run.fail(
+            "entry",
+            AuditChainBroken(
+                "the logged leaf is not this release: the audit entry rebuilt from the receipt does not hash to "
+                "its log leaf"
+            ),
+        )
+    if hashlib.sha256(bytes.fromhex(fields.prev_hash) + content).hexdigest() != fields.entry_hash:
+        run.fail("entry", AuditChainBroken("the release's audit entry hash does not recompute from prevHash"))
+    run.passed(
+        "entry",
+        f"the logged leaf is this release (audit seq {fields.seq}, rebuilt from the receipt); its entry hash "
+        "recomputes from prevHash",
+    )
+
+
 def _check_leaf(leaf_data: bytes, entry: LogEntry, predicate: Mapping[str, Any], run: _Run) -> None:
     if leaf_hash(leaf_data) != entry.leaf_hash:
         run.fail("leaf", AuditChainBroken("the audit entry given does not hash to the receipt's log leaf"))
@@ -364,8 +485,11 @@ def verify_receipt(
 
     Checks, in order: the bundle and envelope shape; the broker's ECDSA signature over the DSSE PAE; the
     statement type, predicate type and subject; the checkpoint's signature by the log key; the inclusion
-    proof of the leaf hash in the checkpoint's tree; and, with ``leaf_data`` (the audit entry's canonical
-    JSON), that it is that leaf and its body equals the predicate without ``log``.
+    proof of the leaf hash in the checkpoint's tree; that the leaf is this release: the audit entry rebuilt
+    from the predicate (``log.seq``, ``log.time``, ``log.entryHash``, the predicate without ``log``) hashes to
+    ``log.leafHash`` and its entry hash recomputes from ``log.prevHash``; and, with ``leaf_data`` (the audit
+    entry's canonical JSON), that it is that leaf and its body equals the predicate without ``log``.
+    A receipt without the audit entry fields (from an older broker) is refused unless ``leaf_data`` is given.
 
     Args:
         bundle_bytes: the receipt (Sigstore bundle JSON).
@@ -396,6 +520,7 @@ def verify_receipt(
     try:
         name, artifact_digest, predicate = _statement(payload)
         entry = _log_entry(predicate)
+        fields = _entry_fields(predicate)
     except BundleMalformed as exc:
         run.fail("statement", exc)
     run.passed("statement", f"{RECEIPT_PREDICATE_TYPE} for {name} ({ARTIFACT_DIGEST_ALGORITHM}:{artifact_digest})")
@@ -408,6 +533,16 @@ def verify_receipt(
         f"checkpoint of {checkpoint.origin} at size {checkpoint.size} is signed by the log key; "
         f"leaf {entry.index} is included",
     )
+    if fields is not None:
+        _check_rebuilt_leaf(fields, entry, predicate, run)
+    elif leaf_data is None:
+        run.fail(
+            "entry",
+            BundleMalformed(
+                "the receipt does not tie its log leaf to this release (no log.seq/time/entryHash): "
+                "give the audit entry (leaf data) to check it"
+            ),
+        )
     if leaf_data is not None:
         _check_leaf(leaf_data, entry, predicate, run)
     return Receipt(
@@ -420,5 +555,6 @@ def verify_receipt(
         checkpoint=checkpoint,
         predicate=predicate,
         checks=tuple(run.checks),
-        leaf_checked=leaf_data is not None,
+        leaf_checked=True,
+        audit_seq=fields.seq if fields is not None else None,
     )

@@ -157,8 +157,9 @@ INVALID_BINARY_REQUESTS: dict[str, tuple[Any, str]] = {
     "header length not int": (_binary_case(16, bytes(16), "abc"), "not an integer"),
     "header length past body": (_binary_case(16, bytes(16), "100000"), "outside the body"),
     "header length cuts JSON": (_binary_case(16, bytes(16), "10"), "not valid JSON"),
-    "BOOL not 0/1": (_binary_case(4, bytes([0, 1, 2, 1]), datatype="BOOL"), "0 or 1"),
-    "BYTES truncated": (_binary_case(6, b"\x05\x00\x00\x00ab", datatype="BYTES"), "runs past"),
+    # the model's datatype is checked before any data is decoded (the codec's own checks: test_tensors.py)
+    "BOOL for FP32": (_binary_case(4, bytes([0, 1, 2, 1]), datatype="BOOL"), "must be FP32, not BOOL"),
+    "BYTES for FP32": (_binary_case(6, b"\x05\x00\x00\x00ab", datatype="BYTES"), "must be FP32, not BYTES"),
 }
 
 

@@ -149,3 +149,150 @@ def test_json_values_must_fit_the_datatype(datatype: str, data: list[Any], messa
 def test_garbage_never_escapes_as_anything_but_tensor_error(body: bytes, header: str | None) -> None:
     with contextlib.suppress(TensorError):
         decode_request(body, header, LIMITS)
+
+
+# -- shape validation before allocation (security review) -------------------------------------------------------
+
+
+def _json_request(datatype: str, shape: list[int], data: list[Any]) -> bytes:
+    return json.dumps({"inputs": [{"name": "x", "datatype": datatype, "shape": shape, "data": data}]}).encode()
+
+
+@pytest.mark.parametrize(
+    ("shape", "message"),
+    [
+        ([0, 10**30], "dimension is larger"),
+        ([0, 2**62, 2**62], "dimension is larger"),
+        ([0, 2**31], "dimension is larger"),
+        ([1] * 100, "100 dimensions; at most 32"),
+        ([1] * 33, "33 dimensions"),
+        ([0, LIMITS.max_elements + 1], "dimension is larger"),
+        ([4096, 4096, 2], "more tensor elements"),
+    ],
+)
+def test_declared_shapes_are_bounded_before_any_allocation(shape: list[int], message: str) -> None:
+    with pytest.raises(TensorError, match=message):
+        decode_request(_json_request("FP32", shape, []), None, LIMITS)
+
+
+def test_rank_32_and_zero_sized_tensors_still_decode() -> None:
+    assert decode_request(_json_request("FP32", [1] * 32, [1.0]), None, LIMITS).inputs["x"].ndim == 32
+    assert decode_request(_json_request("FP32", [0, 7], []), None, LIMITS).inputs["x"].shape == (0, 7)
+
+
+def test_bytes_elements_are_capped() -> None:
+    limits = InputLimits(max_bytes_elements=8)
+    n = 9
+    head = json.dumps(
+        {"inputs": [{"name": "s", "datatype": "BYTES", "shape": [n], "parameters": {"binary_data_size": 4 * n}}]}
+    ).encode()
+    with pytest.raises(TensorError, match="more BYTES elements"):
+        decode_request(head + bytes(4 * n), str(len(head)), limits)
+    two = json.dumps(
+        {
+            "inputs": [
+                {"name": "a", "datatype": "BYTES", "shape": [5], "data": ["x"] * 5},
+                {"name": "b", "datatype": "BYTES", "shape": [4], "data": ["y"] * 4},
+            ]
+        }
+    ).encode()
+    with pytest.raises(TensorError, match="input 'b': the request has more BYTES"):  # summed over inputs
+        decode_request(two, None, limits)
+    assert decode_request(_json_request("BYTES", [8], ["z"] * 8), None, limits).inputs["x"].size == 8
+
+
+def test_bytes_count_needs_its_length_prefixes_before_allocation() -> None:
+    head = json.dumps(
+        {"inputs": [{"name": "s", "datatype": "BYTES", "shape": [1000], "parameters": {"binary_data_size": 8}}]}
+    ).encode()
+    with pytest.raises(TensorError, match="need at least 4000 bytes"):
+        decode_request(head + bytes(8), str(len(head)), LIMITS)
+
+
+def test_the_review_bytes_flood_is_refused_quickly() -> None:
+    n = 4_000_000
+    head = json.dumps(
+        {"inputs": [{"name": "x", "datatype": "BYTES", "shape": [n], "parameters": {"binary_data_size": 4 * n}}]}
+    ).encode()
+    with pytest.raises(TensorError, match="more BYTES elements"):
+        decode_request(head + bytes(4 * n), str(len(head)), LIMITS)
+
+
+def test_numpy_errors_become_tensor_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    import enclave.tensors as tensors
+
+    def explode(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("numpy internals")
+
+    monkeypatch.setattr(tensors, "_from_json", explode)
+    with pytest.raises(TensorError, match=r"cannot be decoded \(ValueError\)"):
+        decode_request(_json_request("FP32", [1], [1.0]), None, LIMITS)
+
+
+SPECS = (TensorSpec("x", "FP32", (None, 4)),)
+
+
+@pytest.mark.parametrize(
+    ("datatype", "shape", "message"),
+    [
+        ("FP64", [1, 4], "must be FP32, not FP64"),
+        ("FP32", [1, 4, 1], r"has shape \[1, 4, 1\]; the model takes \[-1, 4\]"),
+        ("FP32", [2, 3], "the model takes"),
+    ],
+)
+def test_model_specs_are_checked_before_decoding(
+    datatype: str, shape: list[int], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import enclave.tensors as tensors
+
+    def must_not_decode(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("data decoded before the shape was compared with the model")
+
+    monkeypatch.setattr(tensors, "_from_json", must_not_decode)
+    count = int(np.prod(shape))
+    with pytest.raises(TensorError, match=message):
+        decode_request(_json_request(datatype, shape, [0.0] * count), None, LIMITS, SPECS)
+    body = json.dumps({"inputs": [{"name": "y", "datatype": "FP32", "shape": [1, 4], "data": [0.0] * 4}]}).encode()
+    with pytest.raises(TensorError, match="the model has no input 'y'"):
+        decode_request(body, None, LIMITS, SPECS)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    shape=st.lists(st.one_of(st.integers(0, 3), st.integers(0, 2**70)), max_size=70),
+    datatype=st.sampled_from([*NUMERIC, "BYTES"]),
+    binary=st.booleans(),
+)
+def test_any_declared_shape_is_tensor_error_or_decodes(shape: list[int], datatype: str, binary: bool) -> None:
+    if binary:
+        head = json.dumps(
+            {"inputs": [{"name": "x", "datatype": datatype, "shape": shape, "parameters": {"binary_data_size": 0}}]}
+        ).encode()
+        body, header = head, str(len(head))
+    else:
+        body, header = _json_request(datatype, shape, []), None
+    with contextlib.suppress(TensorError):
+        decode_request(body, header, LIMITS, SPECS if datatype == "FP32" else None)
+
+
+@pytest.mark.parametrize(
+    ("datatype", "data", "message"),
+    [("BOOL", bytes([0, 1, 2, 1]), "0 or 1"), ("BYTES", b"\x05\x00\x00\x00ab", "runs past")],
+)
+def test_binary_element_checks(datatype: str, data: bytes, message: str) -> None:
+    shape = [4] if datatype == "BOOL" else [1]
+    head = json.dumps(
+        {"inputs": [{"name": "x", "datatype": datatype, "shape": shape, "parameters": {"binary_data_size": len(data)}}]}
+    ).encode()
+    with pytest.raises(TensorError, match=message):
+        decode_request(head + data, str(len(head)), LIMITS)
+
+
+def test_json_bytes_outputs_keep_trailing_nul_characters() -> None:
+    """numpy's str dtype strips trailing NULs; the client must keep BYTES elements exactly."""
+    array = np.array(["\x00", "ab\x00", ""], dtype=object).reshape(3, 1)
+    body, header_length = encode_response(
+        model_name="m", model_version="1", request_id=None, outputs={"o": array}, binary={"o": False}
+    )
+    assert header_length is None
+    assert _oip.decode_response(body, None)["o"].tolist() == [["\x00"], ["ab\x00"], [""]]

@@ -83,7 +83,8 @@ def test_debug_enclave(base_policy: PolicyDoc, simulator: NitroSimulator) -> Non
 
 def test_debug_allowed_still_needs_the_measurements(base_policy: PolicyDoc, simulator: NitroSimulator) -> None:
     evidence = simulator.document(timestamp=ISSUED, debug=True)
-    document = base_policy | {"allow_debug": True}
+    # A debug enclave's PCR0-2 read as zeros, so only PCR4 can be pinned: the loud opt-out is needed.
+    document = base_policy | {"allow_debug": True, "unsafe_no_code_identity": True}
     document["platforms"] = {"nitro": {"pcrs": {4: default_pcrs()[4].hex()}}}
     decision = decide(document, evidence)
     assert decision.ok, decision.detail
@@ -217,7 +218,8 @@ def test_real_nitro_document_under_the_simulator_root(vectors: Path, simulator: 
 
 def test_real_debug_document(vectors: Path) -> None:
     evidence = (vectors / REAL_DEBUG).read_bytes()
-    document = {"version": 1, "platforms": {"nitro": {"pcrs": {4: REAL_PCRS[4]}}}}
+    # a debug enclave reports PCR0-2 as zeros: only PCR4 can be pinned, which needs the loud opt-out
+    document = {"version": 1, "unsafe_no_code_identity": True, "platforms": {"nitro": {"pcrs": {4: REAL_PCRS[4]}}}}
     decision = decide(document, evidence, now=REAL_DEBUG_TIMESTAMP)
     assert decision.denial is DenialReason.DEBUG_NOT_ALLOWED
     assert decide(document | {"allow_debug": True}, evidence, now=REAL_DEBUG_TIMESTAMP).ok

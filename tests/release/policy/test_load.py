@@ -43,7 +43,7 @@ def test_full_policy(base_policy: PolicyDoc) -> None:
     document = base_policy | {
         "allow_debug": True,
         "max_evidence_age": 60,
-        "gpu": {"required": False, "drivers": ["550.90.07"], "vbios": ["96.00.9F.00.04"]},
+        "gpu": {"required": True, "drivers": ["550.90.07"], "vbios": ["96.00.9F.00.04"]},
         "provenance": {"key": key, "builder_id": "https://ccdeploy.dev/builders/local/v1"},
         "bom": {"required": True, "digest": "sha256:" + "ab" * 32},
         "cel": ["claims.debug == false", "model.name != ''"],
@@ -102,6 +102,24 @@ def test_keyless_provenance() -> None:
         (MINIMAL + b"cel: 'claims.debug'\n", "list"),
         (MINIMAL + b"gpu: {required: true, extra: 1}\n", "gpu.extra"),
         (b"a: &a [*a]\n", "a"),
+        # weak policies: they would look like they check something and check nothing
+        (MINIMAL + b"gpu: {required: false, drivers: ['550.90.07']}\n", "only checked when required"),
+        (MINIMAL + b"gpu: {vbios: ['96.00']}\n", "only checked when required"),
+        (MINIMAL.replace(b"version: 1", b"version: true"), "version"),
+        (MINIMAL.replace(b"version: 1", b"version: 1.0"), "version"),
+        (f"version: 1\nplatforms:\n  nitro:\n    pcrs: {{4: '{PCR0}'}}\n".encode(), "no PCR0"),
+        (b"version: 1\nplatforms:\n  sev-snp: {maximum_vmpl: 0}\n", "no measurement"),
+        (b"version: 1\nplatforms:\n  nitro:\n    pcrs: {0: 'aa'}\n", "1-byte value (expected 48 bytes"),
+        (f"version: 1\nplatforms:\n  nitro:\n    pcrs: {{0: ['{PCR0}', '{PCR0}00']}}\n".encode(), "49-byte"),
+        (b"version: 1\nplatforms:\n  sev-snp: {measurement: '" + b"00" * 32 + b"'}\n", "sev-snp.measurement: a 32"),
+        (
+            b"version: 1\nplatforms:\n  sev-snp: {measurement: '" + b"00" * 48 + b"', host_data: '00'}\n",
+            "sev-snp.host_data",
+        ),
+        (
+            b"version: 1\nunsafe_no_code_identity: true\nplatforms:\n  nitro:\n    pcrs: {4: 'aa'}\n",
+            "nitro.pcrs.4: a 1-byte",
+        ),
     ],
 )
 def test_invalid_policies_fail_closed(data: bytes, says: str) -> None:
@@ -156,6 +174,45 @@ def test_lint_warnings(base_policy: PolicyDoc) -> None:
     messages = [f.message for f in lint(load_policy(dump(document))) if f.level == "warn"]
     for expected in ("simulator", "allow_debug", "no provenance", "no bom", "max_evidence_age", "gpu.required"):
         assert any(expected in m for m in messages), expected
+
+
+@pytest.mark.parametrize(
+    "platforms",
+    [
+        f"nitro:\n    pcrs: {{4: '{PCR0}'}}\n",
+        "sev-snp: {maximum_vmpl: 0}\n",
+    ],
+)
+def test_no_code_identity_needs_the_loud_opt_out(platforms: str) -> None:
+    data = f"version: 1\nplatforms:\n  {platforms}".encode()
+    with pytest.raises(PolicyInvalid, match="unsafe_no_code_identity"):
+        load_policy(data)
+    policy = load_policy(data + b"unsafe_no_code_identity: true\n")
+    warnings = [f.message for f in lint(policy) if f.level == "warn"]
+    assert any(m.startswith("unsafe_no_code_identity is true") for m in warnings)
+
+
+def test_code_identity_pinned_needs_no_opt_out() -> None:
+    data = b"version: 1\nplatforms:\n  sev-snp: {measurement: '" + b"ab" * 48 + b"'}\n"
+    assert load_policy(data).platforms.code_identity_gaps() == []
+    with pytest.raises(PolicyInvalid, match="unsafe_no_code_identity"):
+        load_policy(data + b"unsafe_no_code_identity: 1\n")  # strict bool
+
+
+def test_review_weak_policies_are_refused() -> None:
+    """The security review's weak policies (PCR4 only + unchecked GPU values; SNP without measurement; version: true)."""
+    weak_nitro = (
+        b"version: 1\nplatforms:\n  nitro:\n    pcrs:\n      4: '" + b"00" * 48 + b"'\n"
+        b"provenance: {identity: x, issuer: y}\nbom: {required: true}\n"
+    )
+    for data in (
+        weak_nitro,
+        weak_nitro + b"gpu:\n  drivers: ['535.1']\n  vbios: ['96.00']\n",
+        b"version: 1\nplatforms:\n  sev-snp:\n    maximum_vmpl: 3\n",
+        b"version: true\nplatforms:\n  nitro:\n    pcrs: {0: '" + b"aa" * 48 + b"'}\n",
+    ):
+        with pytest.raises(PolicyInvalid):
+            load_policy(data)
 
 
 def test_lint_simulator_root_without_flag(base_policy: PolicyDoc) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ccdeploy._cli import main
+from ccdeploy.broker.store import AuditEntry
+from ccdeploy.broker.store.audit import GENESIS_HASH, audit_entry_hash, audit_leaf_data
 from ccdeploy.errors import AuditChainBroken, BundleMalformed, SignatureInvalid, TrustRootInvalid, UsageError
 from ccdeploy.provenance.signers import SignerOptions
 from ccdeploy.provenance.signers.file import FileSigner
@@ -52,6 +55,24 @@ class Issued:
     leaf: bytes
     body: dict[str, Any]
     signer: FileSigner
+    legacy_bundle: bytes
+    """The same release signed as an older broker did: no audit entry fields in ``log``."""
+    entry: AuditEntry
+    log: TransparencyLog
+
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def _chain(events: list[tuple[str, dict[str, Any]]]) -> list[AuditEntry]:
+    """A real hash-chained audit log (the store's own hashing) of ``(kind, body)`` events."""
+    entries: list[AuditEntry] = []
+    prev = GENESIS_HASH
+    for seq, (kind, body) in enumerate(events, start=1):
+        entry_hash = audit_entry_hash(prev, seq, T0, kind, body)
+        entries.append(AuditEntry(seq, T0, kind, body, prev, entry_hash))
+        prev = entry_hash
+    return entries
 
 
 def _leaf(seq: int, body: dict[str, Any], kind: str = "release") -> bytes:
@@ -73,7 +94,7 @@ def issued(tmp_path: Path) -> Issued:
     broker_pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    leaves: list[bytes] = [_leaf(i, {"other": i}, kind="denial") for i in range(5)]
+    leaves: list[bytes] = []
     log = TransparencyLog(lambda start: leaves[start:], NoteSigner(ORIGIN, Ed25519PrivateKey.generate()), ORIGIN)
     body = release_body(
         model="resnet",
@@ -89,11 +110,24 @@ def issued(tmp_path: Path) -> Issued:
         released_at=datetime(2026, 3, 1, 12, 0, tzinfo=UTC),
         broker_id="broker-1",
     )
-    leaves.append(_leaf(5, body))
-    leaves.extend(_leaf(6 + i, {"later": i}, kind="denial") for i in range(3))
+    events = [("model-registered", {"other": i}) for i in range(5)] + [("release", body)]
+    events += [("model-registered", {"later": i}) for i in range(3)]
+    entries = _chain(events)
+    leaves.extend(audit_leaf_data(e) for e in entries)
     entry = log.entry(5)
-    bundle = sign_receipt(receipt_statement(body, ARTIFACT_DIGEST, entry), signer)
-    return Issued(json.dumps(bundle).encode(), broker_pem, log.verifier_key(), leaves[5], body, signer)
+    bundle = sign_receipt(receipt_statement(body, ARTIFACT_DIGEST, entry, entries[5]), signer)
+    legacy = sign_receipt(receipt_statement(body, ARTIFACT_DIGEST, entry), signer)
+    return Issued(
+        json.dumps(bundle).encode(),
+        broker_pem,
+        log.verifier_key(),
+        leaves[5],
+        body,
+        signer,
+        json.dumps(legacy).encode(),
+        entries[5],
+        log,
+    )
 
 
 def test_round_trip(issued: Issued) -> None:
@@ -103,17 +137,106 @@ def test_round_trip(issued: Issued) -> None:
     assert (receipt.model, receipt.artifact_digest, receipt.log_index) == ("resnet", ARTIFACT_DIGEST, 5)
     assert receipt.released_at == "2026-03-01T12:00:00.000000Z" and receipt.tree_size == 9
     assert receipt.checkpoint.origin == ORIGIN and receipt.leaf_checked
-    assert [c.name for c in checks] == ["signature", "statement", "log", "leaf"] and all(c.ok for c in checks)
+    assert [c.name for c in checks] == ["signature", "statement", "log", "entry", "leaf"]
+    assert all(c.ok for c in checks)
     assert receipt.log_entry().verify([issued.log_key], leaf_data=issued.leaf).size == 9
     predicate = receipt.predicate
     assert predicate["evidenceDigest"].startswith("sha256:") and predicate["enclave"]["hpkeSuite"] == "xwing"
     assert predicate["appraisal"]["checks"][1] == {"name": "measurement", "ok": True, "detail": "PCR0 matches"}
     assert set(predicate) - set(issued.body) == {"log"}
+    assert predicate["log"]["seq"] == 6 and predicate["log"]["entryHash"] == issued.entry.entry_hash
+    assert predicate["log"]["prevHash"] == issued.entry.prev_hash and receipt.audit_seq == 6
     bundle = json.loads(issued.bundle)
     assert bundle["mediaType"] == "application/vnd.dev.sigstore.bundle.v0.3+json"
     assert bundle["verificationMaterial"]["publicKey"]["hint"]
-    without_leaf = verify_receipt(issued.bundle, issued.broker_pem, [issued.log_key])
-    assert not without_leaf.leaf_checked
+    checks = []
+    without_leaf = verify_receipt(issued.bundle, issued.broker_pem, [issued.log_key], checks=checks)
+    assert without_leaf.leaf_checked and [c.name for c in checks][-1] == "entry"
+
+
+def test_a_receipt_for_another_logged_event_is_refused_without_the_leaf(issued: Issued) -> None:
+    """The review's case: a receipt signed over the log entry of a different (model-registered) event."""
+    other = issued.log.entry(2)
+    for audit_entry in (None, issued.entry):  # old-style receipt, or new-style with the release's own entry
+        try:
+            statement = receipt_statement(issued.body, ARTIFACT_DIGEST, other, audit_entry)
+        except UsageError:
+            assert audit_entry is not None  # the signing side refuses to build it at all
+            continue
+        bundle = json.dumps(sign_receipt(statement, issued.signer)).encode()
+        with pytest.raises(BundleMalformed, match="does not tie"):
+            verify_receipt(bundle, issued.broker_pem, issued.log_key)
+
+
+def test_forged_entry_fields_pointing_at_another_leaf(issued: Issued) -> None:
+    """A (compromised or buggy) signer that puts the release's entry fields over another leaf's proof."""
+
+    def relabel(statement: dict[str, Any]) -> None:
+        log = statement["predicate"]["log"]
+        other = issued.log.entry(2)
+        log.update(
+            index=2,
+            leafHash=other.leaf_hash.hex(),
+            inclusionProof=[h.hex() for h in other.inclusion_proof],
+            checkpoint=other.checkpoint,
+        )
+
+    with pytest.raises(AuditChainBroken, match="not this release"):
+        verify_receipt(_mutate_payload(issued, relabel), issued.broker_pem, issued.log_key)
+
+
+def test_legacy_receipt_needs_the_leaf(issued: Issued) -> None:
+    with pytest.raises(BundleMalformed, match="does not tie its log leaf"):
+        verify_receipt(issued.legacy_bundle, issued.broker_pem, issued.log_key)
+    receipt = verify_receipt(issued.legacy_bundle, issued.broker_pem, issued.log_key, leaf_data=issued.leaf)
+    assert receipt.leaf_checked and receipt.audit_seq is None
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "says"),
+    [
+        ({"seq": 7}, AuditChainBroken, "not this release"),
+        ({"time": "2026-03-01T12:00:00.000001Z"}, AuditChainBroken, "not this release"),
+        ({"entryHash": "00" * 32}, AuditChainBroken, "not this release"),
+        ({"prevHash": "00" * 32}, AuditChainBroken, "does not recompute"),
+        ({"prevHash": "zz" * 32}, BundleMalformed, "malformed"),
+        ({"seq": 0}, BundleMalformed, "malformed"),
+        ({"seq": True}, BundleMalformed, "seq"),
+        ({"entryHash": None}, BundleMalformed, "malformed"),
+    ],
+)
+def test_entry_fields_tampering(issued: Issued, change: dict[str, Any], error: type[Exception], says: str) -> None:
+    def apply(statement: dict[str, Any]) -> None:
+        statement["predicate"]["log"].update(change)
+
+    with pytest.raises(error, match=says):
+        verify_receipt(_mutate_payload(issued, apply), issued.broker_pem, issued.log_key)
+
+
+def test_partial_entry_fields_are_malformed(issued: Issued) -> None:
+    with pytest.raises(BundleMalformed, match="only some"):
+        verify_receipt(
+            _mutate_payload(issued, lambda s: s["predicate"]["log"].pop("prevHash")), issued.broker_pem, issued.log_key
+        )
+
+
+def test_rebuilt_leaf_equals_the_store_leaf(tmp_path: Path, issued: Issued) -> None:
+    """Against a real SQLite store: the leaf the verifier rebuilds is byte-for-byte what the store logged."""
+    from ccdeploy.broker.store.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "b.db")
+    try:
+        store.append_event("model-registered", {"name": "x"}, T0, logged=True)
+        appended = store.append_event("release", issued.body, T0, logged=True)
+        assert appended.log_index is not None
+        leaves = store.log_leaves()
+        log = TransparencyLog(lambda start: leaves[start:], NoteSigner(ORIGIN, Ed25519PrivateKey.generate()), ORIGIN)
+        statement = receipt_statement(issued.body, ARTIFACT_DIGEST, log.entry(appended.log_index), appended.entry)
+        bundle = json.dumps(sign_receipt(statement, issued.signer)).encode()
+        receipt = verify_receipt(bundle, issued.broker_pem, log.verifier_key())
+        assert receipt.leaf_checked and receipt.audit_seq == appended.entry.seq
+    finally:
+        store.close()
 
 
 def _mutate_payload(issued: Issued, change: Callable[[dict[str, Any]], None]) -> bytes:
@@ -206,7 +329,10 @@ def test_content_tampering_fails_even_when_resigned(
 def test_leaf_data_must_match(issued: Issued) -> None:
     # A predicate field changed and re-signed: the log proof still holds, but the logged event disagrees.
     changed = _mutate_payload(issued, _set(["predicate", "policyDigest"], "sha256:" + "00" * 32))
-    verify_receipt(changed, issued.broker_pem, issued.log_key)
+    with pytest.raises(AuditChainBroken, match="not this release"):  # the rebuilt leaf catches it on its own
+        verify_receipt(changed, issued.broker_pem, issued.log_key)
+    legacy = dataclasses.replace(issued, bundle=issued.legacy_bundle)
+    changed = _mutate_payload(legacy, _set(["predicate", "policyDigest"], "sha256:" + "00" * 32))
     with pytest.raises(AuditChainBroken, match="policyDigest"):
         verify_receipt(changed, issued.broker_pem, issued.log_key, leaf_data=issued.leaf)
     with pytest.raises(AuditChainBroken, match="does not hash"):
@@ -289,9 +415,17 @@ def test_cli_valid(issued: Issued, tmp_path: Path, capsys: pytest.CaptureFixture
     assert document["verdict"] == "valid" and document["error"] is None
     assert (document["model"], document["log_index"]) == ("resnet", 5)
     assert document["released_at"] == "2026-03-01T12:00:00.000000Z"
-    assert [c["name"] for c in document["checks"]] == ["signature", "statement", "log", "leaf"]
+    assert [c["name"] for c in document["checks"]] == ["signature", "statement", "log", "entry", "leaf"]
+    assert document["audit_seq"] == 6
     assert main(args) == 0
-    assert "leaf: not checked" in capsys.readouterr().out
+    assert "entry: the logged leaf is this release (audit seq 6" in capsys.readouterr().out
+    legacy = tmp_path / "legacy.json"
+    legacy.write_bytes(issued.legacy_bundle)
+    legacy_args = ["receipt", "verify", str(legacy), "--broker-key", str(key), "--log-key", issued.log_key]
+    assert main([*legacy_args, "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["checks"][-1]["name"] == "entry"
+    assert main([*legacy_args, "--leaf", str(leaf)]) == 0
+    capsys.readouterr()
     # A saved ReleaseGrant response works too, and the log key may come from a file.
     grant = tmp_path / "grant.json"
     grant.write_text(json.dumps({"model": "resnet", "receipt": json.loads(issued.bundle), "log_entry": {}}))
