@@ -32,8 +32,8 @@ from in_toto.exceptions import Error as InTotoError
 from in_toto.models.layout import SUBLAYOUT_LINK_DIR_FORMAT
 from securesystemslib.exceptions import Error as SslibError
 
+from ccdeploy._checks import Check
 from ccdeploy.errors import LayoutInvalid, TrustRootInvalid, UsageError
-from ccdeploy.provenance._checks import Check
 from ccdeploy.provenance._layout_document import (
     LayoutDocument,
     document_from_metadata,

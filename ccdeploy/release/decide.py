@@ -22,6 +22,7 @@ from sigstore.models import TrustedRoot
 import attestation
 from attestation import Claims, Collateral, CouldNotVerify, DebugNotAllowed, EvidenceInvalid, Fetcher, Tee
 from attestation.errors import AttestationError
+from ccdeploy._checks import Check
 from ccdeploy.errors import CcdError, SignatureInvalid, UntrustedSigner
 from ccdeploy.provenance.predicates import SEAL_BUILD_TYPE, SLSA_PREDICATE_TYPE
 from ccdeploy.provenance.verify import (
@@ -50,17 +51,8 @@ CLOCK_SKEW = timedelta(seconds=60)
 GPU_NOT_AVAILABLE = "the policy requires a confidential GPU, but GPU evidence verification is not available yet"
 
 
-@dataclass(frozen=True)
-class PolicyCheck:
-    """One check of a release decision: its name, whether it held, and why (expected and actual values)."""
-
-    name: str
-    ok: bool
-    detail: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """``{name, ok, detail}`` (the receipt's and ``policy test --json``'s form)."""
-        return {"name": self.name, "ok": self.ok, "detail": self.detail}
+PolicyCheck = Check
+"""One check of a release decision: its name, whether it held, and why (the shared :class:`ccdeploy._checks.Check`)."""
 
 
 @dataclass(frozen=True)

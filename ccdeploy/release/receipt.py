@@ -37,6 +37,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from ccdeploy._checks import Check
 from ccdeploy.errors import (
     AuditChainBroken,
     BundleMalformed,
@@ -248,17 +249,8 @@ def sign_receipt(statement: Statement, signer: StatementSigner) -> dict[str, Any
     return signer.sign_dsse(statement.to_bytes(), PAYLOAD_TYPE)
 
 
-@dataclass(frozen=True)
-class ReceiptCheck:
-    """One step of receipt verification and what it found."""
-
-    name: str
-    ok: bool
-    detail: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """``{name, ok, detail}``."""
-        return {"name": self.name, "ok": self.ok, "detail": self.detail}
+ReceiptCheck = Check
+"""One step of receipt verification: its name, whether it held, and why (the shared :class:`ccdeploy._checks.Check`)."""
 
 
 @dataclass(frozen=True)

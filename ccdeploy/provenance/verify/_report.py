@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ccdeploy.provenance._checks import Check
+from ccdeploy._checks import Check
 
 __all__ = ["Check", "Report", "SubjectMatch", "VerificationResult"]
 

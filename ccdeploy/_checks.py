@@ -1,4 +1,4 @@
-"""One named check of a verification, as reported in ``--json`` documents (shared by bundle and layout verification)."""
+"""One named check of a verification or a decision, as ``--json`` documents and receipts report it."""
 
 from __future__ import annotations
 
