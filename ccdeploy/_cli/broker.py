@@ -53,7 +53,22 @@ def init(directory: Path, json_output: bool) -> None:
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256))
 @click.option("--nonce-ttl", default=60.0, show_default=True, type=click.FloatRange(1, 3600), help="Seconds.")
 @click.option("--rate-limit", default="50/s", show_default=True, help="Challenge and release calls per client.")
-@click.option("--trust-proxy", is_flag=True, help="Take the client address from X-Forwarded-For.")
+@click.option(
+    "--trust-proxy",
+    is_flag=True,
+    help="Behind a proxy that terminates TLS: take the client address from X-Forwarded-For.",
+)
+@click.option(
+    "--tls-cert", type=click.Path(path_type=Path, dir_okay=False, exists=True), help="Serve HTTPS: PEM certificate."
+)
+@click.option(
+    "--tls-key", type=click.Path(path_type=Path, dir_okay=False, exists=True), help="The certificate's key (mode 0600)."
+)
+@click.option(
+    "--insecure-plain-http",
+    is_flag=True,
+    help="INSECURE: plain HTTP on a non-loopback host (the admin token crosses the network in clear).",
+)
 def serve(
     state_dir: Path,
     db_url: str,
@@ -64,16 +79,20 @@ def serve(
     nonce_ttl: float,
     rate_limit: str,
     trust_proxy: bool,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    insecure_plain_http: bool,
 ) -> None:
-    """Serve the key broker (HTTP, under uvicorn) until interrupted."""
-    import uvicorn  # noqa: PLC0415 - lazy CLI import
-
-    from ccdeploy.broker.app import CONFIG_ENVIRONMENT_VARIABLE, build_app  # noqa: PLC0415
+    """Serve the key broker (HTTPS with --tls-cert/--tls-key, else HTTP on loopback) until interrupted."""
+    from ccdeploy.broker.app import CONFIG_ENVIRONMENT_VARIABLE, build_app  # noqa: PLC0415 - lazy CLI import
     from ccdeploy.broker.config import BrokerConfig, parse_rate  # noqa: PLC0415
-    from ccdeploy.broker.keys import load_state  # noqa: PLC0415
+    from ccdeploy.broker.keys import check_secret_file, load_state  # noqa: PLC0415
+    from ccdeploy.broker.listen import Listener, is_loopback, serve_uvicorn  # noqa: PLC0415
     from ccdeploy.kek import kek_from_uri  # noqa: PLC0415
 
     rate = parse_rate(rate_limit)
+    if tls_key is not None:
+        check_secret_file(tls_key)
     config = BrokerConfig(
         state_dir=state_dir.resolve(),
         db_url=db_url,
@@ -85,33 +104,37 @@ def serve(
         rate_limit=rate,
         rate_burst=max(1.0, 2 * rate),
         trust_proxy=trust_proxy,
+        tls_cert=None if tls_cert is None else tls_cert.resolve(),
+        tls_key=None if tls_key is None else tls_key.resolve(),
+        insecure_plain_http=insecure_plain_http,
     )
+    listener = Listener(host, port, workers, config.tls_cert, config.tls_key)
+    if listener.scheme == "http" and not is_loopback(host) and insecure_plain_http and not trust_proxy:
+        say(f"WARNING: serving plain HTTP on {host}: the admin token and registrations cross the network in clear")
+    where = f"{listener.scheme}://{host}:{port}"
     if workers == 1:
         app = build_app(config)  # built before listening, so configuration errors surface as such
-        say(f"ccdeploy broker listening on http://{host}:{port} ({len(keks)} KEK(s), nonce TTL {nonce_ttl:g} s)")
-        uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
+        say(f"ccdeploy broker listening on {where} ({len(keks)} KEK(s), nonce TTL {nonce_ttl:g} s)")
+        serve_uvicorn(app, listener)
         return
     state = load_state(config.state_dir)  # check the configuration before forking workers
     for uri in keks:
         kek_from_uri(uri)
     os.environ[CONFIG_ENVIRONMENT_VARIABLE] = config.to_json()
-    say(f"ccdeploy broker {state.broker_id} listening on http://{host}:{port} with {workers} workers")
-    uvicorn.run(
-        "ccdeploy.broker.app:app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-        server_header=False,
-    )
+    say(f"ccdeploy broker {state.broker_id} listening on {where} with {workers} workers")
+    serve_uvicorn("ccdeploy.broker.app:app_from_environment", listener, factory=True)
 
 
 @broker.command("register")
 @click.argument("sealed", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.option("--policy", "policy_file", required=True, type=click.Path(path_type=Path, dir_okay=False, exists=True))
-@click.option("--url", required=True, help="The broker, e.g. http://127.0.0.1:8440.")
+@click.option("--url", required=True, help="The broker, e.g. https://broker.internal:8440 or http://127.0.0.1:8440.")
 @click.option("--token-file", required=True, type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option(
+    "--ca-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="PEM CA certificate(s) to verify an https broker with (default: the system's).",
+)
 @click.option(
     "--signature",
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
@@ -124,6 +147,7 @@ def register(
     policy_file: Path,
     url: str,
     token_file: Path,
+    ca_file: Path | None,
     signature: Path | None,
     name: str | None,
     json_output: bool,
@@ -140,7 +164,7 @@ def register(
     policy = require_file(policy_file, "policy")
     registration = sealed_registration(sealed, policy, provenance=provenance, name=name)
     token = read_token_file(token_file)
-    with AdminClient(url, token) as client:
+    with AdminClient(url, token, ca_file=ca_file) as client:
         registered = client.register(registration)
     if json_output:
         emit_json({"ok": True, "model": registered, "provenance": str(signature) if signature else None})

@@ -7,6 +7,7 @@ digest record while it still describes the file (no payload byte read), else by 
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -25,7 +26,7 @@ from ccdeploy.seal.digest import (
     sealed_head_and_parts,
 )
 
-__all__ = ["AdminClient", "head_and_stream_digests", "read_head", "sealed_registration"]
+__all__ = ["AdminClient", "head_and_stream_digests", "read_head", "sealed_registration", "tls_verification"]
 
 _SEALED_SUFFIX = ".ccseal"
 
@@ -93,24 +94,49 @@ def sealed_registration(
     )
 
 
+def tls_verification(ca_file: Path | None) -> ssl.SSLContext | bool:
+    """How an https broker's certificate is verified: against ``ca_file`` (PEM), else the system's trust store.
+
+    Raises:
+        UsageError: ``ca_file`` cannot be read or holds no usable certificate.
+    """
+    if ca_file is None:
+        return True
+    try:
+        return ssl.create_default_context(cafile=str(ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(f"cannot load the CA file {ca_file}: {type(exc).__name__}") from None
+
+
 class AdminClient:
     """Calls the broker's admin routes with its bearer token.
 
     Args:
-        base_url: the broker, e.g. ``http://127.0.0.1:8440``.
+        base_url: the broker, e.g. ``https://broker.internal:8440`` (or ``http://127.0.0.1:8440`` on loopback).
         token: the admin token.
         transport: an httpx transport (tests); default: httpx's own.
         timeout: seconds for each call.
+        ca_file: PEM CA certificate(s) an https broker's certificate must chain to (default: the system's).
+
+    Raises:
+        UsageError: ``ca_file`` is unusable.
     """
 
     def __init__(
-        self, base_url: str, token: str, *, transport: httpx.BaseTransport | None = None, timeout: float = 30.0
+        self,
+        base_url: str,
+        token: str,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 30.0,
+        ca_file: Path | None = None,
     ) -> None:
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             transport=transport,
             timeout=timeout,
             headers={"Authorization": f"Bearer {token}"},
+            verify=tls_verification(ca_file),
         )
 
     def __enter__(self) -> Self:

@@ -4,23 +4,26 @@ Routes::
 
     POST /v1/challenge              a single-use nonce                       (rate limited per client)
     POST /v1/release                ReleaseRequest -> ReleaseGrant | problem (rate limited per client)
-    GET  /v1/log/checkpoint         the signed checkpoint (text/plain C2SP note)
-    GET  /v1/log/entries/{index}    leaf data (base64) with its inclusion proof and checkpoint
+    GET  /v1/log/checkpoint         the signed checkpoint (text/plain C2SP note)      (rate limited)
+    GET  /v1/log/entries/{index}    leaf data (base64), inclusion proof, checkpoint   (rate limited)
     GET  /v1/broker                 public information: id, receipt key, log verifier key, HPKE suites
     POST /v1/models                 register a model                          (admin bearer token)
     GET  /v1/models                 the registered models                     (admin)
     GET  /v1/audit?after=N          audit entries after sequence number N     (admin)
 
 The client of a call is its peer address, or with ``trust_proxy`` the last ``X-Forwarded-For`` entry (the one
-the nearest proxy appended). Challenge and release calls over a client's rate are answered 429 before their
-body is read, and are not audited (a flood must not become a flood of database writes); every other refusal of
-a release is audited before its answer. Challenges are stateless and answered on the event loop; releases and
-the rest are synchronous (the store is), so they run in worker threads.
+the nearest proxy appended). Challenge, release and public log calls over a client's rate (one bucket per client
+for all of them) are answered 429 before their body is read, and are not audited (a flood must not become a
+flood of database writes); every other refusal of a release is audited before its answer. Challenges are
+stateless and answered on the event loop; releases and the rest are synchronous (the store is), so they run in
+worker threads. A 503 tells the caller only that the broker cannot serve now: the KEK's or database's own error
+text goes to the audit entry and the server log (logger ``ccdeploy.broker``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -52,6 +55,7 @@ __all__ = ["CONFIG_ENVIRONMENT_VARIABLE", "BrokerApp", "app_from_environment", "
 CONFIG_ENVIRONMENT_VARIABLE = "CCDEPLOY_BROKER_CONFIG"
 """Where ``ccdeploy broker serve --workers N`` hands the configuration to uvicorn's worker processes."""
 MAX_AUDIT_PAGE = 1000
+_LOG = logging.getLogger("ccdeploy.broker")
 
 
 class _RegistrationBody(BaseModel):
@@ -119,9 +123,11 @@ def _invalid(exc: ValidationError) -> Denied:
     return Denied(DenialReason.MALFORMED_REQUEST, f"{where}: {first['msg']}{more}")
 
 
-def _unavailable(exc: CcdError) -> JSONResponse:
+def _unavailable(exc: CcdError, path: str) -> JSONResponse:
+    # The database's error text is for the operator (server log), not for an unauthenticated caller.
+    _LOG.error("broker unavailable on %s: %s", path, exc.message)
     return JSONResponse(
-        problem_document(DenialReason.INTERNAL, 503, f"the broker cannot serve this now: {exc.message}"),
+        problem_document(DenialReason.INTERNAL, 503, "the broker cannot serve this now; try again later"),
         status_code=503,
         media_type=PROBLEM_MEDIA_TYPE,
     )
@@ -134,9 +140,11 @@ def _guarded(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Req
         try:
             return await handler(request)
         except Denied as denied:
+            if denied.public_detail is not None:
+                _LOG.warning("%s denied (%s): %s", request.url.path, denied.denial.value, denied.detail)
             return problem_response(denied, instance=request.url.path)
         except BrokerUnavailable as exc:
-            return _unavailable(exc)
+            return _unavailable(exc, request.url.path)
 
     return run
 
@@ -182,6 +190,7 @@ class _Handlers:
         return JSONResponse(grant.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
 
     async def checkpoint(self, request: Request) -> Response:
+        self.throttle(self.client_of(request))
         text = await run_in_threadpool(self.broker.log.checkpoint)
         return PlainTextResponse(text, headers={"Cache-Control": "no-store"})
 
@@ -190,10 +199,13 @@ class _Handlers:
             entry = self.broker.log.entry(index)
         except ValueError:
             return None
-        leaves = self.broker.store.log_leaves(index)
-        return {**entry.to_dict(), "leaf_data": b64(leaves[0])}
+        leaf = self.broker.store.log_leaf(index)
+        if leaf is None:  # pragma: no cover - the log holds the entry, so the store holds its leaf
+            return None
+        return {**entry.to_dict(), "leaf_data": b64(leaf)}
 
     async def log_entry(self, request: Request) -> Response:
+        self.throttle(self.client_of(request))
         index = request.path_params["index"]
         found = await run_in_threadpool(self._log_entry, index)
         if found is None:

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from ccdeploy.broker.listen import check_transport
 from ccdeploy.errors import BrokerConfigError
 
 __all__ = ["DEFAULT_NONCE_TTL", "DEFAULT_PORT", "BrokerConfig", "parse_rate"]
@@ -49,7 +50,11 @@ class BrokerConfig:
         rate_limit: challenge and release calls per second per client.
         rate_burst: how many calls a client may make at once.
         admin_failure_rate: failed admin authentications allowed per second per client (burst 5).
-        trust_proxy: take the client address from ``X-Forwarded-For`` (only behind a proxy that sets it).
+        trust_proxy: take the client address from ``X-Forwarded-For`` (only behind a proxy that sets it); the
+            proxy terminates TLS, so plain HTTP is allowed on a non-loopback host.
+        tls_cert: the PEM certificate (chain) the broker serves HTTPS with (None: plain HTTP).
+        tls_key: the PEM private key of ``tls_cert`` (mode 0600, like the state directory's secrets).
+        insecure_plain_http: accept plain HTTP on a non-loopback host without a TLS-terminating proxy.
         max_body_bytes: the largest challenge/release request body.
         max_admin_body_bytes: the largest admin request body (a registration carries the sealed head).
     """
@@ -67,6 +72,9 @@ class BrokerConfig:
     trust_proxy: bool = False
     max_body_bytes: int = 1 << 20
     max_admin_body_bytes: int = 64 << 20
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    insecure_plain_http: bool = False
 
     def __post_init__(self) -> None:
         if not self.kek_uris:
@@ -79,6 +87,14 @@ class BrokerConfig:
             raise BrokerConfigError("the nonce TTL must be between 1 s and 1 h")
         if self.rate_limit <= 0 or self.rate_burst < 1 or self.admin_failure_rate <= 0:
             raise BrokerConfigError("rate limits must be positive")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise BrokerConfigError("TLS needs both a certificate (--tls-cert) and its key (--tls-key)")
+        check_transport(
+            self.host,
+            tls=self.tls_cert is not None,
+            trust_proxy=self.trust_proxy,
+            insecure_plain_http=self.insecure_plain_http,
+        )
 
     def to_json(self) -> str:
         """The configuration as JSON (handed to uvicorn worker processes through the environment)."""
@@ -86,6 +102,9 @@ class BrokerConfig:
         document["state_dir"] = str(self.state_dir)
         document["kek_uris"] = list(self.kek_uris)
         document["nonce_ttl"] = self.nonce_ttl.total_seconds()
+        for name in ("tls_cert", "tls_key"):
+            value = getattr(self, name)
+            document[name] = None if value is None else str(value)
         return json.dumps(document)
 
     @classmethod
@@ -100,6 +119,9 @@ class BrokerConfig:
             document["state_dir"] = Path(document["state_dir"])
             document["kek_uris"] = tuple(document["kek_uris"])
             document["nonce_ttl"] = timedelta(seconds=float(document["nonce_ttl"]))
+            for name in ("tls_cert", "tls_key"):
+                if document.get(name) is not None:
+                    document[name] = Path(document[name])
             return cls(**document)
         except (ValueError, KeyError, TypeError) as exc:
             raise BrokerConfigError(f"unreadable broker configuration: {type(exc).__name__}") from None

@@ -51,6 +51,7 @@ __all__ = [
     "BrokerState",
     "NonceKey",
     "NonceStatus",
+    "check_secret_file",
     "init_state",
     "load_state",
 ]
@@ -198,7 +199,12 @@ def init_state(directory: Path) -> str:
     return broker_id
 
 
-def _check_private(path: Path) -> None:
+def check_secret_file(path: Path) -> None:
+    """Refuse a secret file (a private key, a token) that is not a regular file or is readable by other users.
+
+    Raises:
+        BrokerConfigError: missing, not a regular file, or group/other permissions set (POSIX).
+    """
     try:
         mode = path.stat().st_mode
     except OSError as exc:
@@ -223,7 +229,7 @@ def load_state(directory: Path) -> BrokerState:
             f" with: {NONCE_KEY_UPGRADE.format(path=nonce_path)} (copy the same file to every replica)"
         )
     for name in (RECEIPT_KEY_FILE, CHECKPOINT_KEY_FILE, NONCE_KEY_FILE, ADMIN_TOKEN_FILE):
-        _check_private(directory / name)
+        check_secret_file(directory / name)
     try:
         broker_id = (directory / BROKER_ID_FILE).read_text(encoding="utf-8").strip()
         checkpoint_pem = (directory / CHECKPOINT_KEY_FILE).read_bytes()

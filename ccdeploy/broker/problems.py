@@ -1,7 +1,8 @@
 """Typed denials and their RFC 9457 problem+json responses.
 
 Everything the broker refuses is a :class:`Denied`: a :class:`~ccdeploy.release.protocol.DenialReason`,
-the HTTP status it maps to, and a detail fit to show the caller (never key material, never a nonce).
+the HTTP status it maps to, and a detail (never key material, never a nonce). A detail that describes the
+broker's own infrastructure goes to the audit and server logs only; the caller gets the denial's public detail.
 """
 
 from __future__ import annotations
@@ -62,15 +63,24 @@ class Denied(ReleaseDenied):
         detail: what went wrong, for the caller and the audit log (no secrets).
         status: the HTTP status (default: the reason's usual status).
         retry_after: seconds the caller should wait (rate limits), if any.
+        public_detail: what the caller is told instead of ``detail`` when ``detail`` names the broker's own
+            infrastructure (KEK or database errors): ``detail`` then goes to the audit log and server log only.
     """
 
     def __init__(
-        self, reason: DenialReason, detail: str, *, status: int | None = None, retry_after: float | None = None
+        self,
+        reason: DenialReason,
+        detail: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        public_detail: str | None = None,
     ) -> None:
         super().__init__(detail, reason.value, status if status is not None else STATUS_FOR_REASON.get(reason, 403))
         self.denial = reason
         self.detail = detail
         self.retry_after = retry_after
+        self.public_detail = public_detail
 
 
 def problem_document(reason: DenialReason, status: int, detail: str, instance: str | None = None) -> dict[str, Any]:
@@ -92,7 +102,7 @@ def problem_response(denied: Denied, instance: str | None = None) -> JSONRespons
     if denied.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="ccdeploy-broker"'
     return JSONResponse(
-        problem_document(denied.denial, denied.status, denied.detail, instance),
+        problem_document(denied.denial, denied.status, denied.public_detail or denied.detail, instance),
         status_code=denied.status,
         headers=headers,
         media_type=PROBLEM_MEDIA_TYPE,

@@ -31,7 +31,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from attestation import Fetcher
 from attestation.claims import Claims
@@ -62,6 +62,7 @@ from ccdeploy.transparency import TransparencyLog
 
 __all__ = [
     "LOGGED_KINDS",
+    "NONCE_EXPIRY_SKEW",
     "NONCE_SIZE",
     "ParsedHead",
     "RegisteredModel",
@@ -70,9 +71,14 @@ __all__ = [
     "parse_head",
 ]
 
+NONCE_EXPIRY_SKEW = timedelta(seconds=5)
+"""How far a nonce's expiry may lie beyond now + the nonce TTL (clocks of replicas that disagree) before the nonce
+is refused as not this broker's: a broker never issues one, so it was minted by a holder of the nonce key with
+another TTL (a replica configured differently, or a leaked key)."""
 LOGGED_KINDS = frozenset({"release", "model-registered"})
 """Audit entry kinds that are also transparency-log leaves (denials are audited, not logged)."""
 _REPLAYED = "the nonce was already used"
+_KEY_UNAVAILABLE = "the model's data key is not available to the broker now"
 _HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
 
 
@@ -175,9 +181,9 @@ class _Dek:
     def __init__(self, value: bytes) -> None:
         self.value = bytearray(value)
 
-    def view(self) -> bytes:
+    def view(self) -> bytearray:
         # HPKE and HKDF take any buffer; handing over the bytearray itself leaves no immutable copy to outlive wipe().
-        return cast(bytes, self.value)
+        return self.value
 
     def wipe(self) -> None:
         for index in range(len(self.value)):
@@ -229,7 +235,7 @@ class ReleaseService:
         self._model_check_ttl = model_check_ttl
         self._policies: dict[str, ReleasePolicy] = {}
         self._heads: dict[tuple[bytes, tuple[str, ...]], tuple[ParsedHead, str]] = {}
-        self._model_checks: dict[tuple[str, str, str], tuple[datetime, decide.ModelDecision]] = {}
+        self._model_checks: dict[tuple[str, str, str, str], tuple[datetime, decide.ModelDecision]] = {}
         self._lock = threading.Lock()
 
     # --- challenges -------------------------------------------------------------------------------
@@ -307,7 +313,7 @@ class ReleaseService:
         checks.extend(self._check_binding(request, evidence.claims))
         if evidence.denial is not None:
             raise Denied(evidence.denial, evidence.detail)
-        model = self._check_model(policy, record, head, now)
+        model = self._check_model(policy, record, head, artifact_digest, now)
         if model.denial is not None:
             raise Denied(model.denial, model.detail)
         checks.extend(model.checks)
@@ -352,6 +358,8 @@ class ReleaseService:
             raise Denied(DenialReason.NONCE_UNKNOWN, "the nonce was not issued by this broker")
         if status is NonceStatus.EXPIRED:
             raise Denied(DenialReason.NONCE_EXPIRED, "the nonce expired; take a fresh challenge")
+        if expires > now + self._nonce_ttl + NONCE_EXPIRY_SKEW:
+            raise Denied(DenialReason.NONCE_UNKNOWN, "the nonce's expiry is later than this broker's nonce TTL allows")
         if self._store.nonce_used(nonce):
             raise Denied(DenialReason.NONCE_REPLAYED, _REPLAYED)
         return NonceUse(nonce, expires)
@@ -366,7 +374,11 @@ class ReleaseService:
             policy = load_policy(data)
         except PolicyInvalid as exc:
             # Registration refuses an invalid policy; one here means the store was edited. Fail closed.
-            raise Denied(DenialReason.INTERNAL, f"the model's stored policy is invalid: {exc.message}") from None
+            raise Denied(
+                DenialReason.INTERNAL,
+                f"the model's stored policy is invalid: {exc.message}",
+                public_detail="the broker cannot decide on this model now",
+            ) from None
         with self._lock:
             self._policies[digest] = policy
         return policy
@@ -387,10 +399,11 @@ class ReleaseService:
         return found
 
     def _check_model(
-        self, policy: ReleasePolicy, record: ModelRecord, head: ParsedHead, now: datetime
+        self, policy: ReleasePolicy, record: ModelRecord, head: ParsedHead, artifact_digest: str, now: datetime
     ) -> decide.ModelDecision:
         bundle = "" if record.provenance is None else _sha256(record.provenance)
-        key = (policy_digest(record.policy), head.header_sha256, bundle)
+        # The artifact digest covers the head and every stream's digest: what the provenance subject must match.
+        key = (policy_digest(record.policy), head.header_sha256, bundle, artifact_digest)
         with self._lock:
             cached = self._model_checks.get(key)
         if cached is not None and timedelta(0) <= now - cached[0] < self._model_check_ttl:
@@ -413,14 +426,18 @@ class ReleaseService:
         try:
             dek = _Dek(self._keys.data_key(head.header))
         except (WrongKek, KekUnavailable, KekError) as exc:
-            raise Denied(DenialReason.KEY_UNAVAILABLE, f"the data key could not be unwrapped: {exc.message}") from None
+            raise Denied(
+                DenialReason.KEY_UNAVAILABLE,
+                f"the data key could not be unwrapped: {exc.message}",
+                public_detail=_KEY_UNAVAILABLE,
+            ) from None
         try:
             if len(dek.value) != 32:
                 raise ArtifactTampered("the unwrapped data key has the wrong length")
             _header.check_header_mac(dek.view(), head.header.artifact_id_bytes, head.authenticated, head.mac)
         except ArtifactTampered as exc:
             dek.wipe()
-            raise Denied(DenialReason.KEY_UNAVAILABLE, exc.message) from None
+            raise Denied(DenialReason.KEY_UNAVAILABLE, exc.message, public_detail=_KEY_UNAVAILABLE) from None
         return dek
 
     def _grant(
@@ -517,10 +534,10 @@ class ReleaseService:
             registered_by=registered_by,
         )
         described = RegisteredModel.of(record)
-        self._store.put_model(record)
         body = described.to_dict()
         body.pop("registered_at")
-        appended = self._store.append_event("model-registered", body, now, logged=True)
+        # One transaction: a model is registered exactly when its audit entry and log leaf are.
+        appended = self._store.append_event("model-registered", body, now, logged=True, model=record)
         return RegisteredModel(
             **{**described.__dict__, "audit_seq": appended.entry.seq, "log_index": appended.log_index}
         )

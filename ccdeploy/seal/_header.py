@@ -285,16 +285,16 @@ def parse_header(raw: bytes) -> SealedHeader:
     return header
 
 
-def _mac_key(dek: bytes, artifact_id: bytes) -> bytes:
+def _mac_key(dek: bytes | bytearray, artifact_id: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=artifact_id, info=_MAC_INFO).derive(dek)
 
 
-def header_mac(dek: bytes, artifact_id: bytes, preamble_and_header: bytes) -> bytes:
+def header_mac(dek: bytes | bytearray, artifact_id: bytes, preamble_and_header: bytes) -> bytes:
     """HMAC-SHA256 over preamble and header under a key derived from the DEK (key-committing)."""
     return hmac.new(_mac_key(dek, artifact_id), preamble_and_header, hashlib.sha256).digest()
 
 
-def check_header_mac(dek: bytes, artifact_id: bytes, preamble_and_header: bytes, mac: bytes) -> None:
+def check_header_mac(dek: bytes | bytearray, artifact_id: bytes, preamble_and_header: bytes, mac: bytes) -> None:
     """Raise :class:`ArtifactTampered` unless ``mac`` authenticates the header under ``dek``."""
     if not hmac.compare_digest(header_mac(dek, artifact_id, preamble_and_header), mac):
         raise ArtifactTampered("header authentication failed: the header was edited or a wrapped key was swapped")

@@ -7,7 +7,6 @@ is SQLite, and HTTP tests talk to a uvicorn server on a loopback port.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -28,6 +27,7 @@ from ccdeploy._cli import main
 from ccdeploy.broker.app import BrokerApp, create_app
 from ccdeploy.broker.auth import AdminAuth, read_token_file
 from ccdeploy.broker.keys import BrokerState, init_state, load_state
+from ccdeploy.broker.listen import listening_socket
 from ccdeploy.broker.ratelimit import RateLimiter
 from ccdeploy.broker.service import Registration, ReleaseService
 from ccdeploy.broker.store import BrokerStore, open_store
@@ -242,15 +242,14 @@ def broker_app(broker: Broker, *, rate: float = 1000, burst: float = 1000, failu
 
 
 class Served:
-    """A uvicorn server on a loopback port, running in a thread."""
+    """A uvicorn server on a loopback port, running in a thread (HTTPS when given a certificate and key)."""
 
-    def __init__(self, app: Starlette) -> None:
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind(("127.0.0.1", 0))
+    def __init__(self, app: Starlette, *, tls: tuple[Path, Path] | None = None) -> None:
+        self._socket = listening_socket("127.0.0.1", 0)  # TCP_NODELAY: no 44 ms delayed-ACK stall per request
         self.port = self._socket.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="off")
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        certfile, keyfile = (None, None) if tls is None else (str(tls[0]), str(tls[1]))
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", ssl_certfile=certfile, ssl_keyfile=keyfile)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
 

@@ -134,7 +134,14 @@ class BrokerStore(abc.ABC):
 
     @abc.abstractmethod
     def append_event(
-        self, kind: str, body: Mapping[str, Any], now: datetime, *, logged: bool, nonce: NonceUse | None = None
+        self,
+        kind: str,
+        body: Mapping[str, Any],
+        now: datetime,
+        *,
+        logged: bool,
+        nonce: NonceUse | None = None,
+        model: ModelRecord | None = None,
     ) -> Appended:
         """Append an audit entry and, if ``logged``, its transparency-log leaf, in one transaction.
 
@@ -147,6 +154,8 @@ class BrokerStore(abc.ABC):
             now: the event time (timezone-aware).
             logged: also append a transparency-log leaf holding ``audit_leaf_data(entry)``.
             nonce: a nonce this event uses up, in the same transaction (see :class:`NonceUse`).
+            model: a model record this event registers (inserted or replacing the one of its name), in the same
+                transaction: a registration and its audit entry commit together or not at all.
 
         Raises:
             NonceReplayed: ``nonce`` is exclusive and was used before; nothing was appended.
@@ -161,6 +170,10 @@ class BrokerStore(abc.ABC):
     @abc.abstractmethod
     def log_leaves(self, start: int = 0) -> list[bytes]:
         """The transparency log's leaf data (not hashes) from index ``start`` on, in index order."""
+
+    @abc.abstractmethod
+    def log_leaf(self, index: int) -> bytes | None:
+        """The transparency log's leaf data at ``index``, or None if the log has no such leaf."""
 
     def purge_nonces(self, now: datetime) -> int:
         """Delete used nonces that expired more than the retention period before ``now``; returns how many.

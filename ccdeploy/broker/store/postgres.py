@@ -176,8 +176,6 @@ class PostgresStore(BrokerStore):
                 return work(conn)
             with conn.transaction():
                 return work(conn)
-        except self._pg.errors.UniqueViolation:
-            raise
         except self._pg.Error as exc:
             if conn.broken or conn.closed:
                 self._forget(conn)  # the next call on this thread reconnects
@@ -244,6 +242,10 @@ class PostgresStore(BrokerStore):
     # -- models --------------------------------------------------------------------------------------------------
 
     def put_model(self, record: ModelRecord) -> None:
+        self._transaction(lambda c: self._put_model(c, record))
+
+    @staticmethod
+    def _put_model(conn: psycopg.Connection[Any], record: ModelRecord) -> None:
         params = (
             record.name,
             record.artifact_id,
@@ -254,15 +256,12 @@ class PostgresStore(BrokerStore):
             utc(record.registered_at),
             record.registered_by,
         )
-        self._run(
-            lambda c: c.execute(
-                "INSERT INTO models VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET"
-                " artifact_id = EXCLUDED.artifact_id, head = EXCLUDED.head, part_digests = EXCLUDED.part_digests,"
-                " policy = EXCLUDED.policy, provenance = EXCLUDED.provenance,"
-                " registered_at = EXCLUDED.registered_at, registered_by = EXCLUDED.registered_by",
-                params,
-            ),
-            transaction=False,
+        conn.execute(
+            "INSERT INTO models VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET"
+            " artifact_id = EXCLUDED.artifact_id, head = EXCLUDED.head, part_digests = EXCLUDED.part_digests,"
+            " policy = EXCLUDED.policy, provenance = EXCLUDED.provenance,"
+            " registered_at = EXCLUDED.registered_at, registered_by = EXCLUDED.registered_by",
+            params,
         )
 
     def get_model(self, name: str) -> ModelRecord | None:
@@ -291,7 +290,14 @@ class PostgresStore(BrokerStore):
     # -- audit log and transparency log --------------------------------------------------------------------------
 
     def append_event(
-        self, kind: str, body: Mapping[str, Any], now: datetime, *, logged: bool, nonce: NonceUse | None = None
+        self,
+        kind: str,
+        body: Mapping[str, Any],
+        now: datetime,
+        *,
+        logged: bool,
+        nonce: NonceUse | None = None,
+        model: ModelRecord | None = None,
     ) -> Appended:
         text = canonical_body(body).decode("utf-8")
         parsed: dict[str, Any] = json.loads(text)
@@ -300,6 +306,8 @@ class PostgresStore(BrokerStore):
         def append(conn: psycopg.Connection[Any]) -> Appended:
             if nonce is not None:  # before the audit lock: a replay waits only for the nonce's row, then gives up
                 self._use_nonce(conn, nonce, now)
+            if model is not None:
+                self._put_model(conn, model)
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_AUDIT_LOCK,))
             # READ COMMITTED: this statement's snapshot is taken after the lock, so it sees the last append.
             last = conn.execute("SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
@@ -335,6 +343,10 @@ class PostgresStore(BrokerStore):
     def log_leaves(self, start: int = 0) -> list[bytes]:
         rows = self._rows("SELECT data FROM tlog_leaves WHERE idx >= %s ORDER BY idx", (start,))
         return [bytes(row[0]) for row in rows]
+
+    def log_leaf(self, index: int) -> bytes | None:
+        rows = self._rows("SELECT data FROM tlog_leaves WHERE idx = %s", (index,))
+        return bytes(rows[0][0]) if rows else None
 
 
 def _first_line(exc: BaseException) -> str:

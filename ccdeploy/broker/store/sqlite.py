@@ -157,9 +157,7 @@ class SqliteStore(BrokerStore):
                     with contextlib.suppress(sqlite3.Error):
                         conn.execute("ROLLBACK")
                 raise
-        except sqlite3.IntegrityError:
-            raise
-        except sqlite3.Error as exc:
+        except sqlite3.Error as exc:  # a constraint or trigger failure too: nothing was committed, fail closed
             raise BrokerUnavailable(f"broker database error: {exc}") from None
         return result
 
@@ -221,6 +219,10 @@ class SqliteStore(BrokerStore):
     # -- models --------------------------------------------------------------------------------------------------
 
     def put_model(self, record: ModelRecord) -> None:
+        self._write(lambda c: self._put_model(c, record))
+
+    @staticmethod
+    def _put_model(conn: sqlite3.Connection, record: ModelRecord) -> None:
         params = (
             record.name,
             record.artifact_id,
@@ -231,7 +233,7 @@ class SqliteStore(BrokerStore):
             to_micros(record.registered_at),
             record.registered_by,
         )
-        self._write(lambda c: c.execute("INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?)", params))
+        conn.execute("INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?)", params)
 
     def get_model(self, name: str) -> ModelRecord | None:
         rows = self._read(
@@ -259,7 +261,14 @@ class SqliteStore(BrokerStore):
     # -- audit log and transparency log --------------------------------------------------------------------------
 
     def append_event(
-        self, kind: str, body: Mapping[str, Any], now: datetime, *, logged: bool, nonce: NonceUse | None = None
+        self,
+        kind: str,
+        body: Mapping[str, Any],
+        now: datetime,
+        *,
+        logged: bool,
+        nonce: NonceUse | None = None,
+        model: ModelRecord | None = None,
     ) -> Appended:
         text = canonical_body(body).decode("utf-8")
         parsed: dict[str, Any] = json.loads(text)
@@ -268,6 +277,8 @@ class SqliteStore(BrokerStore):
         def append(conn: sqlite3.Connection) -> Appended:
             if nonce is not None:
                 self._use_nonce(conn, nonce, now)  # first: a replay rolls the whole transaction back
+            if model is not None:
+                self._put_model(conn, model)
             last = conn.execute("SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
             seq, prev = (1, GENESIS_HASH) if last is None else (last[0] + 1, last[1])
             time = from_micros(at)
@@ -298,3 +309,7 @@ class SqliteStore(BrokerStore):
     def log_leaves(self, start: int = 0) -> list[bytes]:
         rows = self._read("SELECT data FROM tlog_leaves WHERE idx >= ? ORDER BY idx", (start,))
         return [bytes(row[0]) for row in rows]
+
+    def log_leaf(self, index: int) -> bytes | None:
+        rows = self._read("SELECT data FROM tlog_leaves WHERE idx = ?", (index,))
+        return bytes(rows[0][0]) if rows else None
