@@ -68,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--hpke-suite", choices=[s.value for s in HpkeSuite], default=HpkeSuite.XWING.value)
     parser.add_argument("--max-request-bytes", type=int, default=64 * 1024 * 1024)
     parser.add_argument("--broker-timeout", type=float, default=10.0)
+    parser.add_argument("--broker-ca-file", type=Path, help="PEM CA certificates of an https broker (a private CA)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (never secrets)")
     return parser
 
@@ -101,6 +102,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[EnclaveConfig, bool]:
             hpke_suite=HpkeSuite(args.hpke_suite),
             max_request_bytes=args.max_request_bytes,
             broker_timeout=args.broker_timeout,
+            broker_ca_file=args.broker_ca_file,
         )
     except ValidationError as exc:
         parser.error(str(exc).splitlines()[0] + ": " + "; ".join(e["msg"] for e in exc.errors()))
@@ -121,7 +123,7 @@ def run(config: EnclaveConfig) -> None:
         raise ServerUnavailable(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from None
     with listener:
         attester = attester_for(config, _clock)
-        with ReleaseClient(config.broker_url, timeout=config.broker_timeout) as client:
+        with ReleaseClient(config.broker_url, timeout=config.broker_timeout, ca_file=config.broker_ca_file) as client:
             enclave = bootstrap(config, attester=attester, release_client=client, clock=_clock)
         app = enclave.app()
         host, port = listener.getsockname()[:2]

@@ -50,6 +50,7 @@ class EnclaveConfig(BaseModel):
     """The RAM-backed tmpfs under which external data is staged (route ``tmpfs``)."""
     hpke_suite: HpkeSuite = DEFAULT_SUITE
     broker_timeout: Annotated[float, Field(gt=0)] = 10.0
+    broker_ca_file: Path | None = None
     max_request_bytes: Annotated[int, Field(gt=0)] = 64 * 1024 * 1024
     """Largest inference request body the server accepts."""
     max_elements: Annotated[int, Field(gt=0)] = 16 * 1024 * 1024

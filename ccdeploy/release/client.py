@@ -9,6 +9,8 @@ a broker that cannot be reached, or answers 5xx other than ``key-unavailable``, 
 from __future__ import annotations
 
 import json
+import ssl
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -32,13 +34,27 @@ class ReleaseClient:
     """A client of ``POST /v1/challenge`` and ``POST /v1/release``.
 
     Args:
-        base_url: the broker, e.g. ``http://127.0.0.1:8440``.
+        base_url: the broker, e.g. ``https://broker.example:8440``.
         transport: an httpx transport (tests, custom TLS); default: httpx's own.
         timeout: seconds for each call.
+        ca_file: PEM certificates to trust for an ``https`` broker instead of the system store (a private CA).
     """
 
-    def __init__(self, base_url: str, *, transport: httpx.BaseTransport | None = None, timeout: float = 10.0) -> None:
-        self._http = httpx.Client(base_url=base_url.rstrip("/"), transport=transport, timeout=timeout)
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 10.0,
+        ca_file: Path | None = None,
+    ) -> None:
+        verify: ssl.SSLContext | bool = True
+        if ca_file is not None:
+            try:
+                verify = ssl.create_default_context(cafile=str(ca_file))
+            except (OSError, ssl.SSLError) as exc:
+                raise BrokerUnavailable(f"cannot use the broker CA file {ca_file}: {exc}") from None
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), transport=transport, timeout=timeout, verify=verify)
 
     def __enter__(self) -> Self:
         return self

@@ -107,6 +107,11 @@ def test_register_and_release_over_https(broker: Broker, tls_files: TlsFiles) ->
             nonce = client.challenge().nonce
             grant = client.release(enclave.request("tiny", nonce))
         assert len(enclave.hpke.open(grant.sealed_key, release_info("tiny", nonce))) == 32
+        # The enclave's way (python -m enclave --broker-ca-file): the client trusts the private CA it is given.
+        with ReleaseClient(served.url, ca_file=tls_files.ca) as client:
+            assert client.challenge().nonce
+        with ReleaseClient(served.url) as client, pytest.raises(BrokerUnavailable):
+            client.challenge()
         # Without the CA the certificate is refused: the token is never sent to an unverified server.
         with AdminClient(served.url, token) as admin, pytest.raises(BrokerUnavailable, match="cannot be reached"):
             admin.models()
@@ -127,6 +132,11 @@ def test_cli_register_takes_a_ca_file(
         assert "cannot be reached" in capsys.readouterr().err
         assert main([*args, "--ca-file", str(tls_files.ca), "--json"]) == 0
     assert broker.store.model_names() == ["tiny"]
+
+
+def test_a_release_client_with_an_unreadable_ca_file_cannot_check(tmp_path: Path) -> None:
+    with pytest.raises(BrokerUnavailable, match="CA file"):
+        ReleaseClient("https://127.0.0.1:1", ca_file=tmp_path / "missing.pem")
 
 
 def test_an_unusable_ca_file_is_a_usage_error(tmp_path: Path) -> None:
