@@ -13,6 +13,7 @@ import base64
 import logging
 import os
 import re
+import shutil
 import signal
 import ssl
 import subprocess
@@ -37,7 +38,6 @@ from ccdeploy.release.client import ReleaseClient
 from enclave.attesters.simulator import SimulatorNitroAttester, write_simulator_state
 from enclave.bootstrap import bootstrap
 from enclave.config import EnclaveConfig
-from enclave.memory import STAGING_PREFIX
 from tests.enclave.conftest import (
     MODEL,
     SealedMlp,
@@ -114,22 +114,31 @@ def assert_no_plaintext(root: Path, sealed: SealedMlp) -> None:
             assert offset is None, f"{file} holds plaintext of {name} at offset {offset}"
 
 
-def ours_on_shm() -> set[str]:
-    """Enclave staging entries on /dev/shm (other processes on this machine create their own entries there)."""
-    return {name for name in os.listdir(SHM) if name.startswith(STAGING_PREFIX)} if SHM.is_dir() else set()
-
-
 @pytest.fixture
 def run_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A fresh working directory with TMPDIR inside it; /dev/shm must hold nothing new afterwards."""
+    """A fresh working directory with TMPDIR inside it."""
     run = tmp_path / "run"
     (run / "tmp").mkdir(parents=True)
     monkeypatch.chdir(run)
     monkeypatch.setenv("TMPDIR", str(run / "tmp"))
     monkeypatch.setattr(tempfile, "tempdir", None)
-    shm_before = ours_on_shm()
     yield run
-    assert ours_on_shm() - shm_before == set(), "entries left on /dev/shm"
+
+
+@pytest.fixture
+def staging_root() -> Iterator[Path]:
+    """A private directory on /dev/shm for this run's staging: it must be empty afterwards.
+
+    Private, so that other processes on the machine creating their own entries in /dev/shm cannot disturb the check.
+    """
+    if not SHM.is_dir():
+        pytest.skip("/dev/shm is not available here")
+    root = Path(tempfile.mkdtemp(prefix="ccdeploy-test-staging-", dir=SHM))
+    try:
+        yield root
+        assert sorted(os.listdir(root)) == [], "staging entries left on /dev/shm"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
@@ -166,14 +175,19 @@ def check_enclave(base: str, tls_pem: str, simulator: NitroSimulator, sealed: Se
 
 
 def test_in_process_enclave_leaves_no_plaintext_and_logs_no_keys(
-    run_dir: Path, prepared: SealedMlp, kek: KeyWrapper, simulator: NitroSimulator, caplog: pytest.LogCaptureFixture
+    run_dir: Path,
+    staging_root: Path,
+    prepared: SealedMlp,
+    kek: KeyWrapper,
+    simulator: NitroSimulator,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "httpx", "httpcore"):
         logging.getLogger(name).setLevel(logging.DEBUG)
     with real_broker(run_dir / "broker", run_dir / "broker.db", kek.uri) as (url, token):
         register_model(url, token, prepared.path, simulator_policy(simulator))
-        config = EnclaveConfig(broker_url=url, model=MODEL, sealed_path=prepared.path)
+        config = EnclaveConfig(broker_url=url, model=MODEL, sealed_path=prepared.path, staging_root=staging_root)
         with ReleaseClient(url) as client:
             enclave = bootstrap(
                 config, attester=SimulatorNitroAttester(simulator, now), release_client=client, clock=now
@@ -199,13 +213,13 @@ def _read_lines(stream: object, queue: Queue[str], sink: list[str]) -> None:
 
 
 def test_enclave_process_leaves_no_plaintext_logs_no_keys_and_stops_on_sigterm(
-    run_dir: Path, prepared: SealedMlp, kek: KeyWrapper, simulator: NitroSimulator, tmp_path: Path
+    run_dir: Path, staging_root: Path, prepared: SealedMlp, kek: KeyWrapper, simulator: NitroSimulator, tmp_path: Path
 ) -> None:
     state = write_simulator_state(tmp_path / "simulator", simulator)
     with real_broker(run_dir / "broker", run_dir / "broker.db", kek.uri) as (url, token):
         register_model(url, token, prepared.path, simulator_policy(simulator))
         command = [sys.executable, "-m", "enclave", "--broker", url, "--model", MODEL, "--sealed", str(prepared.path)]
-        command += ["--simulator-state", str(state), "--port", "0", "-v"]
+        command += ["--simulator-state", str(state), "--staging-root", str(staging_root), "--port", "0", "-v"]
         env = {**os.environ, "TMPDIR": str(run_dir / "tmp"), "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
         process = subprocess.Popen(command, cwd=run_dir, env=env, stderr=subprocess.PIPE, text=True)
         lines: list[str] = []
