@@ -11,6 +11,7 @@ import click
 import numpy as np
 
 from ccdeploy._cli._output import emit_json, json_option, say
+from ccdeploy._cli._time import parse_at
 from ccdeploy._cli.receipt import _log_key as read_log_key
 from ccdeploy.client import AttestedClient
 from ccdeploy.errors import UsageError
@@ -76,7 +77,7 @@ def infer(
     MODEL. Exit 0: verified and answered; 1: the enclave was rejected; 2: usage or a refused request;
     3: unreachable.
     """
-    at = _parse_at(at_text)
+    at = parse_at(at_text)
     if (broker_key is None) != (log_key is None):
         raise UsageError("--broker-key and --log-key go together (both or neither)")
     raw_inputs = dict(_split(spec) for spec in input_specs)
@@ -137,18 +138,6 @@ def _read_key(path: Path) -> bytes:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _parse_at(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"--at {text!r} is not an RFC 3339 time") from None
-    if value.tzinfo is None:
-        raise UsageError("--at needs a time zone (for example 2026-01-01T00:00:00Z)")
-    return value
 
 
 def _split(spec: str) -> tuple[str, str]:

@@ -9,7 +9,6 @@ binding; exit 0 would release, 1 denied, 2 usage, 3 could not check. ``--json`` 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import click
 
 from attestation import MalformedEvidence, decode_evidence, detect_tee
 from ccdeploy._cli._output import emit_json, json_option, say
+from ccdeploy._cli._time import at_or_now
 from ccdeploy.errors import EXIT_COULD_NOT_CHECK, EXIT_DECISION, PolicyInvalid, UsageError
 from ccdeploy.provenance.sign import PROVENANCE_SUFFIX
 from ccdeploy.release.decide import PolicyCheck, appraise_evidence, check_model
@@ -71,18 +71,6 @@ def lint_command(policy_file: Path, json_output: bool) -> None:
     say(f"  platforms: {', '.join(loaded.platforms.names())}")
     for finding in findings:
         say(f"  {finding.level}: {finding.message}")
-
-
-def _parse_at(text: str | None) -> datetime:
-    if text is None:
-        return datetime.now(UTC)
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"--at {text!r} is not an RFC 3339 time") from None
-    if value.tzinfo is None:
-        raise UsageError("--at needs a time zone (for example 2026-01-01T00:00:00Z)")
-    return value
 
 
 def _evidence(path: Path, tee_name: str | None) -> tuple[bytes, str]:
@@ -141,7 +129,7 @@ def test_command(
     if signature is not None and sealed is None:
         raise UsageError("--signature needs --sealed")
     data, loaded = _load(policy_file)
-    at = _parse_at(at_text)
+    at = at_or_now(at_text)
     evidence, tee = _evidence(evidence_file, tee_name)
     model: dict[str, Any] = {"name": "", "artifact_id": ""}
     checks: list[PolicyCheck] = []

@@ -7,7 +7,6 @@ is the pinned Sigstore production root shipped in the package, and nothing is ev
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import click
 from pydantic import ValidationError
 
 from ccdeploy._cli._output import emit_json, json_option, say
+from ccdeploy._cli._time import at_or_now
 from ccdeploy.errors import CcdError, DecisionError, UsageError
 from ccdeploy.provenance.layout import verify_layout
 from ccdeploy.provenance.verify import (
@@ -33,18 +33,6 @@ from ccdeploy.provenance.verify import (
 __all__ = ["verify"]
 
 _FILE = click.Path(path_type=Path, dir_okay=False)
-
-
-def _parse_at(text: str | None) -> datetime:
-    if text is None:
-        return datetime.now(UTC)
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"--at {text!r} is not an RFC 3339 time") from None
-    if value.tzinfo is None:
-        raise UsageError("--at needs a time zone (for example 2026-01-01T00:00:00Z)")
-    return value
 
 
 def _verdict(error: CcdError) -> str:
@@ -95,7 +83,7 @@ def _layout_mode(
             raise UsageError(f"--layout verifies an in-toto layout and takes none of {', '.join(conflicts)}")
         if not layout_keys or links is None:
             raise UsageError("--layout needs --layout-key and --links")
-        result = verify_layout(layout, layout_keys, links, at=_parse_at(at_text), workdir=target or Path.cwd())
+        result = verify_layout(layout, layout_keys, links, at=at_or_now(at_text), workdir=target or Path.cwd())
     except CcdError as error:
         if not json_output:
             raise
@@ -295,7 +283,7 @@ def verify(
         policy = _policy(policy_file, identity, issuer, source, source_ref, builder_id, workflow)
         trust = TrustInputs(
             trusted_root=load_trusted_root(trust_root_file),
-            at=_parse_at(at_text),
+            at=at_or_now(at_text),
             keys=tuple(load_key(k) for k in key_files),
             cert_roots=tuple(c for f in cert_root_files for c in load_cert_roots(f)),
         )
