@@ -21,7 +21,7 @@ from ccdeploy._cli import main
 from ccdeploy.broker.keys import ADMIN_TOKEN_FILE, CHECKPOINT_KEY_FILE, RECEIPT_KEY_FILE
 from ccdeploy.release.client import ReleaseClient
 from ccdeploy.release.hpke import HpkeKeyPair, release_info
-from tests.broker.conftest import (
+from tests.broker.helpers import (
     Broker,
     Clock,
     Enclave,

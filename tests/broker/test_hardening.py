@@ -22,7 +22,7 @@ from ccdeploy.kek.file import create_kek_file
 from ccdeploy.release.client import ReleaseClient
 from ccdeploy.release.protocol import DenialReason
 from ccdeploy.transparency import leaf_hash
-from tests.broker.conftest import Broker, Served, ServeFactory, broker_app, policy_document, public_pem
+from tests.broker.helpers import Broker, Served, ServeFactory, broker_app, policy_document, public_pem
 
 MODEL = "tiny"
 

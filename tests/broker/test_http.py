@@ -18,7 +18,7 @@ from ccdeploy.release.protocol import PROBLEM_MEDIA_TYPE, ReleaseRequest
 from ccdeploy.release.receipt import verify_receipt
 from ccdeploy.seal import DekKeyProvider, open_sealed
 from ccdeploy.transparency import open_checkpoint
-from tests.broker.conftest import Broker, Enclave, ServeFactory, dump, policy_document, public_pem
+from tests.broker.helpers import Broker, Enclave, ServeFactory, dump, policy_document, public_pem
 
 MODEL = "tiny"
 

@@ -20,7 +20,7 @@ import pytest
 
 from ccdeploy._cli import main
 from ccdeploy.broker.listen import listening_socket
-from tests.broker.conftest import Broker, SealedModel, ServeFactory
+from tests.broker.helpers import Broker, SealedModel, ServeFactory
 from tests.broker.test_tls import TlsFiles, tls_files  # noqa: F401 - the fixture
 
 _STALL = 0.015

@@ -16,7 +16,7 @@ from ccdeploy.broker.store import open_store
 from ccdeploy.broker.store.base import SCHEMA_VERSION
 from ccdeploy.errors import BrokerConfigError
 from ccdeploy.release.protocol import DenialReason
-from tests.broker.conftest import Broker, policy_document, public_pem
+from tests.broker.helpers import Broker, policy_document, public_pem
 from tests.broker.test_service import MODEL, denied
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)

@@ -20,7 +20,7 @@ from ccdeploy.broker.service import parse_head
 from ccdeploy.errors import ArtifactCorrupt, BrokerConfigError, BrokerUnavailable, ReleaseDenied, UnsupportedFormat
 from ccdeploy.release.client import ReleaseClient
 from ccdeploy.release.protocol import DenialReason, Problem
-from tests.broker.conftest import SealedModel
+from tests.broker.helpers import SealedModel
 
 
 class Ticks:

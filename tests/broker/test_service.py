@@ -20,7 +20,7 @@ from ccdeploy.release.hpke import HpkeSuite, release_info
 from ccdeploy.release.protocol import DenialReason
 from ccdeploy.release.receipt import verify_receipt
 from ccdeploy.seal import DekKeyProvider, open_sealed
-from tests.broker.conftest import Broker, SealedModel, dump, make_broker, policy_document, public_pem
+from tests.broker.helpers import Broker, SealedModel, dump, make_broker, policy_document, public_pem
 
 MODEL = "tiny"
 

@@ -24,7 +24,7 @@ from ccdeploy.broker.service import Registration
 from ccdeploy.errors import BrokerConfigError, BrokerUnavailable, UsageError
 from ccdeploy.release.client import ReleaseClient
 from ccdeploy.release.hpke import release_info
-from tests.broker.conftest import Broker, Served, broker_app, dump, policy_document, public_pem
+from tests.broker.helpers import Broker, Served, broker_app, dump, policy_document, public_pem
 
 
 @dataclass(frozen=True)

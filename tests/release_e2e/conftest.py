@@ -8,13 +8,15 @@ from pathlib import Path
 
 import pytest
 
-import tests.conftest as _root
 from attestation.simulator.nitro import NitroSimulator
-from tests.broker.conftest import sealed_model  # noqa: F401 - the session fixture, shared with tests/broker
+from tests.broker.helpers import SealedModel, build_sealed_model
 from tests.release_e2e.harness import Brokers
 
-if not hasattr(_root, "postgresql"):  # until tests/conftest.py registers the PostgreSQL fixtures suite-wide
-    from tests.pg import postgresql  # noqa: F401
+
+@pytest.fixture(scope="session")
+def sealed_model(tmp_path_factory: pytest.TempPathFactory) -> SealedModel:
+    """The broker tests' sealed and signed model (sealed and signed through the CLI)."""
+    return build_sealed_model(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture

@@ -39,7 +39,7 @@ from ccdeploy.release.receipt import Receipt, verify_receipt
 from ccdeploy.seal import DekKeyProvider, open_sealed
 from ccdeploy.transparency import consistency_proof, leaf_hash, verify_consistency
 from ccdeploy.transparency.log import LogEntry
-from tests.broker.conftest import Clock, Enclave, SealedModel, dump, policy_document, public_pem
+from tests.broker.helpers import Clock, Enclave, SealedModel, dump, policy_document, public_pem
 
 __all__ = [
     "REPLAYED",

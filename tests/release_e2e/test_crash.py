@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from attestation.simulator.nitro import NitroSimulator
-from tests.broker.conftest import SealedModel
+from tests.broker.helpers import SealedModel
 from tests.release_e2e.harness import (
     REPLAYED,
     BrokerProcess,

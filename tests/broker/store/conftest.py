@@ -7,12 +7,8 @@ from pathlib import Path
 
 import pytest
 
-import tests.conftest as _root
 from ccdeploy.broker.store import BrokerStore, open_store
 from tests.pg import PostgresServer
-
-if not hasattr(_root, "postgresql"):  # until tests/conftest.py registers the PostgreSQL fixtures suite-wide
-    from tests.pg import postgresql  # noqa: F401
 
 BACKENDS = ("sqlite", "postgresql")
 
