@@ -55,10 +55,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 REPO: Final = Path(__file__).resolve().parent.parent
-for _path in (REPO, REPO / "examples"):
+for _path in (REPO, REPO / "examples", REPO / "bench"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
+from bench_attest import rate  # noqa: E402
 from tiny_model import build_tiny_model, save_with_external_data  # noqa: E402
 
 import attestation  # noqa: E402
@@ -94,20 +95,6 @@ def percentile(values: Sequence[float], q: float) -> float:
     low = int(rank)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-def rate(func: Callable[[], object], seconds: float) -> float:
-    """Calls per second: the median of five slices of ``seconds / 5`` each, after a warm-up call."""
-    func()
-    samples = []
-    for _ in range(5):
-        count, start = 0, time.perf_counter()
-        deadline = start + seconds / 5
-        while (now := time.perf_counter()) < deadline:
-            func()
-            count += 1
-        samples.append(count / (now - start))
-    return statistics.median(samples)
 
 
 def cli(*args: str) -> dict[str, Any]:
