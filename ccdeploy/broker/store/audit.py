@@ -19,7 +19,15 @@ import rfc8785
 from ccdeploy.broker.store.base import AuditEntry, utc
 from ccdeploy.errors import AuditChainBroken
 
-__all__ = ["GENESIS_HASH", "audit_entry_hash", "audit_leaf_data", "canonical_body", "format_time", "verify_audit_chain"]
+__all__ = [
+    "GENESIS_HASH",
+    "audit_entry_hash",
+    "audit_leaf_data",
+    "canonical_body",
+    "format_time",
+    "next_entry",
+    "verify_audit_chain",
+]
 
 GENESIS_HASH = "00" * 32
 """The ``prev_hash`` of the first audit entry."""
@@ -59,6 +67,12 @@ def audit_leaf_data(entry: AuditEntry) -> bytes:
             "entry_hash": entry.entry_hash,
         }
     )
+
+
+def next_entry(last: tuple[int, str] | None, time: datetime, kind: str, body: dict[str, Any]) -> AuditEntry:
+    """The entry that follows ``last`` (``(seq, entry_hash)`` of the newest entry; ``None`` before the first)."""
+    seq, prev = (1, GENESIS_HASH) if last is None else (last[0] + 1, last[1])
+    return AuditEntry(seq, time, kind, body, prev, audit_entry_hash(prev, seq, time, kind, body))
 
 
 def verify_audit_chain(entries: Iterable[AuditEntry], *, prev_hash: str = GENESIS_HASH, first_seq: int = 1) -> int:

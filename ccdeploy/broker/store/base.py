@@ -48,6 +48,10 @@ class NonceReplayed(DecisionError):
     """The nonce of an exclusive :class:`NonceUse` was used before; nothing was appended."""
 
 
+AUDIT_PAGE = 1000
+"""Audit entries read per query by :meth:`BrokerStore.audit_entries`."""
+
+
 @dataclass(frozen=True)
 class NonceUse:
     """A challenge nonce used up by the transaction of an audit append.
@@ -163,9 +167,19 @@ class BrokerStore(abc.ABC):
             BrokerUnavailable: the database could not be reached; nothing was appended.
         """
 
-    @abc.abstractmethod
     def audit_entries(self, after_seq: int = 0) -> Iterator[AuditEntry]:
-        """The audit entries with ``seq > after_seq``, in order."""
+        """The audit entries with ``seq > after_seq``, in order (read a page at a time)."""
+        last = after_seq
+        while True:
+            page = self._audit_page(last, AUDIT_PAGE)
+            yield from page
+            if len(page) < AUDIT_PAGE:
+                return
+            last = page[-1].seq
+
+    @abc.abstractmethod
+    def _audit_page(self, after_seq: int, limit: int) -> list[AuditEntry]:
+        """At most ``limit`` audit entries with ``seq > after_seq``, in order."""
 
     @abc.abstractmethod
     def log_leaves(self, start: int = 0) -> list[bytes]:

@@ -13,11 +13,11 @@ import contextlib
 import json
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ccdeploy.broker.store.audit import GENESIS_HASH, audit_entry_hash, audit_leaf_data, canonical_body
+from ccdeploy.broker.store.audit import audit_leaf_data, canonical_body, next_entry
 from ccdeploy.broker.store.base import (
     DEFAULT_NONCE_RETENTION,
     GC_EVERY,
@@ -77,7 +77,6 @@ _SCHEMA = (
     )""",
 )
 
-_BATCH = 1000
 _INSTALL = "the PostgreSQL broker store needs psycopg: pip install 'ccdeploy[postgres]'"
 
 
@@ -311,34 +310,29 @@ class PostgresStore(BrokerStore):
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_AUDIT_LOCK,))
             # READ COMMITTED: this statement's snapshot is taken after the lock, so it sees the last append.
             last = conn.execute("SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
-            seq, prev = (1, GENESIS_HASH) if last is None else (last[0] + 1, last[1])
-            entry_hash = audit_entry_hash(prev, seq, time, kind, parsed)
+            entry = next_entry(last, time, kind, parsed)
             conn.execute(
-                "INSERT INTO audit_log VALUES (%s, %s, %s, %s, %s, %s)", (seq, time, kind, text, prev, entry_hash)
+                "INSERT INTO audit_log VALUES (%s, %s, %s, %s, %s, %s)",
+                (entry.seq, time, kind, text, entry.prev_hash, entry.entry_hash),
             )
-            entry = AuditEntry(seq, time, kind, parsed, prev, entry_hash)
             if not logged:
                 return Appended(entry, None)
             row = conn.execute("SELECT coalesce(max(idx) + 1, 0) FROM tlog_leaves").fetchone()
             index = int(row[0]) if row is not None else 0
-            conn.execute("INSERT INTO tlog_leaves VALUES (%s, %s, %s)", (index, seq, audit_leaf_data(entry)))
+            conn.execute("INSERT INTO tlog_leaves VALUES (%s, %s, %s)", (index, entry.seq, audit_leaf_data(entry)))
             return Appended(entry, index)
 
         return self._transaction(append)
 
-    def audit_entries(self, after_seq: int = 0) -> Iterator[AuditEntry]:
-        last = after_seq
-        while True:
-            rows = self._rows(
-                "SELECT seq, time, kind, body, prev_hash, entry_hash FROM audit_log"
-                " WHERE seq > %s ORDER BY seq LIMIT %s",
-                (last, _BATCH),
-            )
-            for seq, at, kind, body, prev_hash, entry_hash in rows:
-                yield AuditEntry(seq, at.astimezone(UTC), kind, json.loads(body), prev_hash, entry_hash)
-            if len(rows) < _BATCH:
-                return
-            last = rows[-1][0]
+    def _audit_page(self, after_seq: int, limit: int) -> list[AuditEntry]:
+        rows = self._rows(
+            "SELECT seq, time, kind, body, prev_hash, entry_hash FROM audit_log WHERE seq > %s ORDER BY seq LIMIT %s",
+            (after_seq, limit),
+        )
+        return [
+            AuditEntry(seq, at.astimezone(UTC), kind, json.loads(body), prev_hash, entry_hash)
+            for seq, at, kind, body, prev_hash, entry_hash in rows
+        ]
 
     def log_leaves(self, start: int = 0) -> list[bytes]:
         rows = self._rows("SELECT data FROM tlog_leaves WHERE idx >= %s ORDER BY idx", (start,))

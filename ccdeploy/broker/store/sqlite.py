@@ -14,12 +14,12 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ccdeploy.broker.store.audit import GENESIS_HASH, audit_entry_hash, audit_leaf_data, canonical_body
+from ccdeploy.broker.store.audit import audit_leaf_data, canonical_body, next_entry
 from ccdeploy.broker.store.base import (
     DEFAULT_NONCE_RETENTION,
     GC_EVERY,
@@ -72,8 +72,6 @@ CREATE TABLE IF NOT EXISTS tlog_leaves (
     data BLOB NOT NULL
 );
 """
-
-_BATCH = 1000
 
 
 class SqliteStore(BrokerStore):
@@ -280,31 +278,28 @@ class SqliteStore(BrokerStore):
             if model is not None:
                 self._put_model(conn, model)
             last = conn.execute("SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
-            seq, prev = (1, GENESIS_HASH) if last is None else (last[0] + 1, last[1])
-            time = from_micros(at)
-            entry_hash = audit_entry_hash(prev, seq, time, kind, parsed)
-            conn.execute("INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?)", (seq, at, kind, text, prev, entry_hash))
-            entry = AuditEntry(seq, time, kind, parsed, prev, entry_hash)
+            entry = next_entry(last, from_micros(at), kind, parsed)
+            conn.execute(
+                "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?)",
+                (entry.seq, at, kind, text, entry.prev_hash, entry.entry_hash),
+            )
             if not logged:
                 return Appended(entry, None)
             index = conn.execute("SELECT coalesce(max(idx) + 1, 0) FROM tlog_leaves").fetchone()[0]
-            conn.execute("INSERT INTO tlog_leaves VALUES (?, ?, ?)", (index, seq, audit_leaf_data(entry)))
+            conn.execute("INSERT INTO tlog_leaves VALUES (?, ?, ?)", (index, entry.seq, audit_leaf_data(entry)))
             return Appended(entry, index)
 
         return self._write(append)
 
-    def audit_entries(self, after_seq: int = 0) -> Iterator[AuditEntry]:
-        last = after_seq
-        while True:
-            rows = self._read(
-                "SELECT seq, time, kind, body, prev_hash, entry_hash FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?",
-                (last, _BATCH),
-            )
-            for seq, at, kind, body, prev_hash, entry_hash in rows:
-                yield AuditEntry(seq, from_micros(at), kind, json.loads(body), prev_hash, entry_hash)
-            if len(rows) < _BATCH:
-                return
-            last = rows[-1][0]
+    def _audit_page(self, after_seq: int, limit: int) -> list[AuditEntry]:
+        rows = self._read(
+            "SELECT seq, time, kind, body, prev_hash, entry_hash FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        )
+        return [
+            AuditEntry(seq, from_micros(at), kind, json.loads(body), prev_hash, entry_hash)
+            for seq, at, kind, body, prev_hash, entry_hash in rows
+        ]
 
     def log_leaves(self, start: int = 0) -> list[bytes]:
         rows = self._read("SELECT data FROM tlog_leaves WHERE idx >= ? ORDER BY idx", (start,))

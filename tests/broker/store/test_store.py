@@ -19,6 +19,7 @@ from ccdeploy.broker.store import (
     open_store,
     verify_audit_chain,
 )
+from ccdeploy.broker.store import base as store_base
 from ccdeploy.broker.store.base import DEFAULT_NONCE_RETENTION
 from ccdeploy.errors import AuditChainBroken, BrokerConfigError, BrokerUnavailable, DependencyMissing
 from tests.broker.store.workers import T0
@@ -149,6 +150,14 @@ def test_append_event_chains_and_logs_only_logged_entries(store: BrokerStore) ->
     assert store.log_leaves(1) == [audit_leaf_data(third.entry)]
     assert list(store.audit_entries(after_seq=2)) == [third.entry]
     assert verify_audit_chain(store.audit_entries(after_seq=1), prev_hash=first.entry.entry_hash, first_seq=2) == 2
+
+
+@pytest.mark.parametrize("page", [1, 2, 3, 7])
+def test_audit_entries_are_read_page_by_page(store: BrokerStore, monkeypatch: pytest.MonkeyPatch, page: int) -> None:
+    appended = [store.append_event("denial", {"n": n}, T0, logged=False).entry for n in range(6)]
+    monkeypatch.setattr(store_base, "AUDIT_PAGE", page)
+    assert list(store.audit_entries()) == appended  # pages ending exactly at, before and after the last entry
+    assert list(store.audit_entries(after_seq=4)) == appended[4:]
 
 
 @pytest.mark.parametrize(
