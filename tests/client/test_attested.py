@@ -23,29 +23,9 @@ from ccdeploy.release.hpke import HpkeKeyPair, HpkeSuite
 from enclave.runtime import ModelSession
 from enclave.server import AttestationDocument, create_app
 from enclave.tensors import InputLimits
-from tests.enclave.server.harness import AT, Tls, make_tls, nitro_attestation, running, tiny_session
+from tests.enclave.server.harness import AT, Tls, make_tls, nitro_attestation, running
 
 X = np.arange(12, dtype=np.float32).reshape(3, 4) / 5
-
-
-@pytest.fixture(scope="module")
-def simulator() -> NitroSimulator:
-    return NitroSimulator.create(at=AT)
-
-
-@pytest.fixture(scope="module")
-def session() -> ModelSession:
-    return tiny_session()
-
-
-@pytest.fixture(scope="module")
-def hpke() -> HpkeKeyPair:
-    return HpkeKeyPair.generate(HpkeSuite.X25519)
-
-
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> Tls:
-    return make_tls(Path(tmp_path_factory.mktemp("tls")))
 
 
 def _policy(simulator: NitroSimulator, pcr0: str | None = None) -> bytes:

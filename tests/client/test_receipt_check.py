@@ -28,13 +28,13 @@ from ccdeploy.client import AttestedClient
 from ccdeploy.errors import EnclaveRejected, TrustRootInvalid, UsageError
 from ccdeploy.provenance.signers import SignerOptions
 from ccdeploy.provenance.signers.file import FileSigner
-from ccdeploy.release.hpke import HpkeKeyPair, HpkeSuite
+from ccdeploy.release.hpke import HpkeKeyPair
 from ccdeploy.release.receipt import receipt_statement, release_body, sign_receipt
 from ccdeploy.transparency import NoteSigner, TransparencyLog
 from enclave.runtime import ModelSession
 from enclave.server import create_app
 from enclave.tensors import InputLimits
-from tests.enclave.server.harness import AT, Tls, make_tls, nitro_attestation, running, tiny_session
+from tests.enclave.server.harness import AT, Tls, nitro_attestation, running
 
 X = np.arange(8, dtype=np.float32).reshape(2, 4)
 ORIGIN = "broker.test/log"
@@ -90,26 +90,6 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Broker:
     signer = FileSigner.from_uri(f"file:{directory / 'receipt-key.pem'}", SignerOptions())
     pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     return Broker(signer, pem, NoteSigner(ORIGIN, Ed25519PrivateKey.generate()))
-
-
-@pytest.fixture(scope="module")
-def simulator() -> NitroSimulator:
-    return NitroSimulator.create(at=AT)
-
-
-@pytest.fixture(scope="module")
-def session() -> ModelSession:
-    return tiny_session()
-
-
-@pytest.fixture(scope="module")
-def hpke() -> HpkeKeyPair:
-    return HpkeKeyPair.generate(HpkeSuite.X25519)
-
-
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> Tls:
-    return make_tls(Path(tmp_path_factory.mktemp("tls")))
 
 
 @pytest.fixture(scope="module")
