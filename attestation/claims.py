@@ -15,6 +15,12 @@ class Tee(enum.StrEnum):
 
     NITRO = "nitro"
     SEV_SNP = "sev-snp"
+    TDX = "tdx"
+    SGX = "sgx"
+    MAA = "maa"
+    NVIDIA_GPU = "nvidia-gpu"
+    COMPOSITE = "composite"
+    """CPU evidence plus GPU evidences bound to one nonce: verified as a whole, with claims per device."""
 
 
 #: A vendor field value kept raw: numbers, text, bytes, flags, or nested fields.
@@ -61,6 +67,10 @@ class Claims:
         signer: Summary of the certificate chain that signed the evidence.
         issued_at: When the evidence says it was produced, if it says.
         vendor: Every field of the evidence, decoded but otherwise raw, keyed by the vendor's names.
+        unchecked: Checks the verifier could not make for want of collateral, by check name (``"tdx.collateral"``,
+            ``"nvidia-gpu.measurements"``), each with the reason. Appraisal turns each into a "could not check"
+            failure (exit 3) unless the reference values waive it by name.
+        devices: Claims of further devices bound to this evidence (the GPUs of composite evidence), in order.
     """
 
     tee: Tee
@@ -74,11 +84,15 @@ class Claims:
     signer: SignerChain
     issued_at: datetime | None = None
     vendor: Mapping[str, VendorValue] = field(default_factory=dict)
+    unchecked: Mapping[str, str] = field(default_factory=dict)
+    devices: tuple[Claims, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "measurements", _frozen(self.measurements))
         object.__setattr__(self, "tcb", _frozen(self.tcb))
         object.__setattr__(self, "vendor", _frozen(self.vendor))
+        object.__setattr__(self, "unchecked", _frozen(self.unchecked))
+        object.__setattr__(self, "devices", tuple(self.devices))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary: bytes as lower-case hex, times as RFC 3339."""
@@ -99,6 +113,8 @@ class Claims:
             },
             "issued_at": None if self.issued_at is None else rfc3339(self.issued_at),
             "vendor": {name: jsonable(value) for name, value in self.vendor.items()},
+            "unchecked": dict(self.unchecked),
+            "devices": [device.to_dict() for device in self.devices],
         }
 
 

@@ -8,12 +8,15 @@ verifications do not call a rate-limited service (AMD's KDS allows about one req
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from types import MappingProxyType
+from typing import Protocol, runtime_checkable
 
 import httpx
 
@@ -22,12 +25,46 @@ from attestation.errors import FetchFailed
 #: Collateral documents are small (certificates, CRLs); anything larger is refused.
 MAX_COLLATERAL_BYTES = 1 << 20
 
+#: Seconds a cached copy of changing collateral (Intel TCB Info, QE Identity, CRLs) stays fresh. Intel reissues
+#: them at least daily and they are valid for about 30 days, so an hour keeps PCS traffic low without serving a
+#: document long after a newer one (a revocation, a TCB recovery) appeared.
+COLLATERAL_MAX_AGE_S = 3600.0
+
+_CHANGING_COLLATERAL = ("/certification/v4/tcb", "/qe/identity", "/pckcrl", "/rootcacrl", "IntelSGXRootCA.der")
+
+
+def collateral_max_age(url: str) -> float | None:
+    """A ``max_age`` for :class:`CachingFetcher`: an hour for Intel PCS/PCCS collateral, forever for the rest."""
+    return COLLATERAL_MAX_AGE_S if any(part in url for part in _CHANGING_COLLATERAL) else None
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedDocument:
+    """A fetched body with the response headers (names lower-cased) that some services put collateral in."""
+
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "headers", MappingProxyType({name.lower(): value for name, value in self.headers.items()})
+        )
+
 
 class Fetcher(Protocol):
     """Something that returns the bytes at a URL or raises :class:`~attestation.errors.FetchFailed`."""
 
     def fetch(self, url: str) -> bytes:
         """Return the body found at ``url``."""
+        ...
+
+
+@runtime_checkable
+class DocumentFetcher(Fetcher, Protocol):
+    """A fetcher that can also return response headers (Intel PCS sends issuer chains in headers)."""
+
+    def fetch_document(self, url: str) -> FetchedDocument:
+        """Return the body and headers found at ``url``."""
         ...
 
 
@@ -43,6 +80,10 @@ class HttpFetcher:
         self._client = httpx.Client(timeout=timeout, follow_redirects=False, transport=transport)
 
     def fetch(self, url: str) -> bytes:
+        return self.fetch_document(url).body
+
+    def fetch_document(self, url: str) -> FetchedDocument:
+        """The body and the response headers at ``url``."""
         try:
             with self._client.stream("GET", url) as response:
                 if response.status_code == httpx.codes.TOO_MANY_REQUESTS:
@@ -55,7 +96,7 @@ class HttpFetcher:
                     body += chunk
                     if len(body) > MAX_COLLATERAL_BYTES:
                         raise FetchFailed(f"{url}: answer larger than {MAX_COLLATERAL_BYTES} bytes")
-                return bytes(body)
+                return FetchedDocument(bytes(body), dict(response.headers.items()))
         except httpx.HTTPError as exc:
             raise FetchFailed(f"{url}: {type(exc).__name__}: {exc}") from None
 
@@ -107,6 +148,30 @@ class CachingFetcher:
         self._validate(url, body)
         self._store(path, body)
         return body
+
+    def fetch_document(self, url: str) -> FetchedDocument:
+        """Like :meth:`fetch`, keeping the response headers in a sidecar file next to the body."""
+        path = self.path_for(url)
+        sidecar = path.with_name(path.name + ".headers.json")
+        max_age = self._max_age(url)
+        cached = self._read_fresh(path, max_age)
+        cached_headers = self._read_fresh(sidecar, max_age)
+        if cached is not None and cached_headers is not None:
+            try:
+                headers = json.loads(cached_headers)
+            except ValueError:
+                headers = None
+            if isinstance(headers, dict) and all(isinstance(v, str) for v in headers.values()):
+                return FetchedDocument(cached, headers)
+        if self._inner is None:
+            raise FetchFailed(f"{url}: not in the cache at {self._directory} and fetching is off")
+        if not isinstance(self._inner, DocumentFetcher):
+            raise FetchFailed(f"{url}: the inner fetcher cannot return response headers")
+        document = self._inner.fetch_document(url)
+        self._validate(url, document.body)
+        self._store(sidecar, json.dumps(dict(document.headers), sort_keys=True).encode())
+        self._store(path, document.body)
+        return document
 
     def _read_fresh(self, path: Path, max_age: float | None) -> bytes | None:
         try:

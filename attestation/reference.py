@@ -15,13 +15,27 @@ reads an unquoted run of digits as a number)::
       maximum_vmpl: 0
       chip_ids: ['3ac3fe21…']
       host_data: '0000…'
+    tdx:
+      mrtd: '91eb2b44…'
+      rtmr0: ['44c0197b…']
+      tcb: {statuses: [SWHardeningNeeded], advisories: [INTEL-SA-00615]}
+    sgx:
+      mrenclave: '33d8736d…'
+      tcb: {statuses: [ConfigurationAndSWHardeningNeeded], advisories: [INTEL-SA-00289, INTEL-SA-00615]}
+    maa:
+      attestation_types: [sgx]
+      mrsigner: '4aea5f9a…'
+    nvidia-gpu:
+      drivers: ['550.90.07']
+      require_ocsp: true
+    waive: [nvidia-gpu.measurements]   # only when RIMs cannot be had; see docs/attestation.md
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
@@ -126,6 +140,81 @@ class SnpReference(_NotEmpty):
     minimum_guest_svn: int | None = Field(None, ge=0)
 
 
+#: Intel TCB statuses (TCB Info and QE Identity levels). ``Revoked`` is never accepted: verification refuses it.
+TcbStatus = Literal[
+    "UpToDate",
+    "SWHardeningNeeded",
+    "ConfigurationNeeded",
+    "ConfigurationAndSWHardeningNeeded",
+    "OutOfDate",
+    "OutOfDateConfigurationNeeded",
+]
+
+
+class TcbAcceptance(_Strict):
+    """TCB statuses accepted besides ``UpToDate``, and the advisories that may come with them.
+
+    A status other than ``UpToDate`` is accepted only when it is named here **and** every advisory id the
+    platform reports is named in ``advisories``: accepting a status means accepting its known weaknesses.
+    """
+
+    statuses: tuple[TcbStatus, ...] = Field(min_length=1)
+    advisories: tuple[Annotated[str, Field(pattern=r"^INTEL-(SA|DOC)-\d{5}$")], ...] = ()
+
+
+class TdxReference(_NotEmpty):
+    """Expected values of an Intel TDX quote (TD report measurements; hex, one value or a list)."""
+
+    mrtd: HexChoices | None = None
+    rtmr0: HexChoices | None = None
+    rtmr1: HexChoices | None = None
+    rtmr2: HexChoices | None = None
+    rtmr3: HexChoices | None = None
+    mrconfigid: HexChoices | None = None
+    mrowner: HexChoices | None = None
+    mrownerconfig: HexChoices | None = None
+    mrseam: HexChoices | None = None
+    report_data: Hex | None = None
+    tcb: TcbAcceptance | None = None
+
+
+class SgxReference(_NotEmpty):
+    """Expected values of an Intel SGX enclave quote."""
+
+    mrenclave: HexChoices | None = None
+    mrsigner: HexChoices | None = None
+    isv_prodid: int | None = Field(None, ge=0, le=0xFFFF)
+    minimum_isv_svn: int | None = Field(None, ge=0, le=0xFFFF)
+    report_data: Hex | None = None
+    tcb: TcbAcceptance | None = None
+
+
+class MaaReference(_NotEmpty):
+    """Expected claims of an Azure Attestation token (SGX/Open Enclave, SEV-SNP CVM, TDX CVM)."""
+
+    attestation_types: tuple[Annotated[str, Field(min_length=1)], ...] | None = Field(None, min_length=1)
+    mrenclave: HexChoices | None = None
+    mrsigner: HexChoices | None = None
+    product_id: int | None = Field(None, ge=0)
+    minimum_svn: int | None = Field(None, ge=0)
+    policy_hashes: tuple[Annotated[str, Field(min_length=1)], ...] | None = Field(None, min_length=1)
+    launch_measurement: HexChoices | None = None
+    mrtd: HexChoices | None = None
+    compliance_status: Annotated[str, Field(min_length=1)] | None = None
+
+
+class NvidiaGpuReference(_NotEmpty):
+    """Expected values of NVIDIA GPU evidence (measurements are checked against the RIMs at verification)."""
+
+    drivers: tuple[Annotated[str, Field(min_length=1)], ...] | None = Field(None, min_length=1)
+    vbios: tuple[Annotated[str, Field(min_length=1)], ...] | None = Field(None, min_length=1)
+    require_ocsp: bool = Field(False, strict=True)
+
+
+#: Checks that verification may leave undone for want of collateral, and that reference values may waive.
+WaivableCheck = Literal["tdx.collateral", "sgx.collateral", "nvidia-gpu.measurements"]
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML's safe loader, refusing duplicate mapping keys (it keeps the last one silently)."""
 
@@ -149,6 +238,13 @@ class ReferenceValues(_Strict):
     allow_debug: bool = False
     nitro: NitroReference | None = None
     sev_snp: SnpReference | None = Field(None, alias="sev-snp")
+    tdx: TdxReference | None = None
+    sgx: SgxReference | None = None
+    maa: MaaReference | None = None
+    nvidia_gpu: NvidiaGpuReference | None = Field(None, alias="nvidia-gpu")
+    waive: tuple[WaivableCheck, ...] = ()
+    """Checks that could not be made (no collateral, no RIMs) and are accepted anyway, by name. Each one
+    weakens the verdict: a waived ``tdx.collateral`` accepts a TDX platform whose TCB status nobody checked."""
 
     @classmethod
     def from_yaml(cls, text: str | bytes) -> ReferenceValues:

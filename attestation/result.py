@@ -41,6 +41,37 @@ VERIFIER_STEPS: dict[Tee, tuple[tuple[str, str], ...]] = {
             "the certificate's key type and TCB match the report, and its hwID the chip id unless masked",
         ),
     ),
+    Tee.TDX: (
+        ("format", "Intel DCAP quote v4 or v5 (TD 1.0 or TD 1.5 body), ECDSA P-256 attestation key"),
+        ("signature", "quote signature by the attestation key; QE report signature by the PCK key"),
+        ("qe-binding", "QE report data = SHA-256(attestation key || QE authentication data)"),
+        ("chain", "PCK certificate <- Intel SGX PCK CA <- trusted Intel SGX Root CA"),
+    ),
+    Tee.SGX: (
+        ("format", "Intel DCAP SGX ECDSA quote v3, ECDSA P-256 attestation key"),
+        ("signature", "quote signature by the attestation key; QE report signature by the PCK key"),
+        ("qe-binding", "QE report data = SHA-256(attestation key || QE authentication data)"),
+        ("chain", "PCK certificate <- Intel SGX PCK CA <- trusted Intel SGX Root CA"),
+    ),
+    Tee.MAA: (
+        ("format", "compact JWS with a pinned algorithm and a key id"),
+        ("issuer", "iss is the expected attestation provider, and jku is that provider's /certs"),
+        ("signature", "signature by the JWKS key named by kid, whose x5c certificate holds that key"),
+        ("time", "nbf <= time and time < exp, within the stated clock skew"),
+    ),
+    Tee.NVIDIA_GPU: (
+        ("format", "SPDM GET_MEASUREMENTS request and response, parsed by lengths"),
+        ("signature", "ECDSA P-384 signature over request || response by the attestation key"),
+        ("chain", "attestation key certificate chains to a trusted NVIDIA Device Identity root"),
+        ("fwid", "the leaf certificate's TCG DICE FWID equals the report's FWID"),
+    ),
+    Tee.COMPOSITE: (
+        ("format", "ccdeploy-composite/v1: one CPU evidence and at least one GPU evidence"),
+        ("cpu", "the CPU evidence verifies as its own type"),
+        ("gpus", "every GPU evidence verifies (SPDM signature, device chain, FWID, RIMs)"),
+        ("gpu-nonce", "every GPU answered SHA-256('ccdeploy/gpu-nonce/v1' || the CPU's report data)"),
+        ("distinct-devices", "no GPU appears twice"),
+    ),
 }
 
 
@@ -107,14 +138,23 @@ def verify_and_appraise(
     except AttestationError as failure:
         return VerificationResult.failed(tee, failure)
     appraisal = appraise(claims, reference_values, nonce=nonce, allow_debug=allow_debug)
-    checks = _verifier_checks(claims, at) + appraisal.results
+    checks = _verifier_checks(tee, claims, at) + appraisal.results
     violation = appraisal.error()
-    verdict: Verdict = "verified" if violation is None else "invalid"
+    verdict: Verdict = (
+        "verified" if violation is None else "unverifiable" if isinstance(violation, CouldNotVerify) else "invalid"
+    )
     return VerificationResult(verdict, tee, claims, checks, violation, appraisal)
 
 
-def _verifier_checks(claims: Claims, at: datetime | None) -> tuple[CheckResult, ...]:
-    steps = [CheckResult(name, True, detail) for name, detail in VERIFIER_STEPS.get(claims.tee, ())]
+def _verifier_checks(tee: Tee, claims: Claims, at: datetime | None) -> tuple[CheckResult, ...]:
+    steps = [CheckResult(name, True, detail) for name, detail in VERIFIER_STEPS.get(tee, ())]
+    if tee is Tee.COMPOSITE:
+        steps += [CheckResult(f"cpu.{name}", True, detail) for name, detail in VERIFIER_STEPS.get(claims.tee, ())]
+        for device in claims.devices:
+            label = str(device.vendor.get("device"))
+            steps += [
+                CheckResult(f"{label}.{name}", True, detail) for name, detail in VERIFIER_STEPS.get(device.tee, ())
+            ]
     when = at if at is not None else claims.issued_at
     moment = "the evidence's own time" if at is None else "the time given"
     stamp = "" if when is None else f" {rfc3339(when)}"

@@ -15,19 +15,44 @@ from cryptography import x509
 from attestation._x509 import is_self_signed, load_certificates
 from attestation.claims import Tee
 
-_TRUST_FILES: dict[Tee, tuple[str, ...]] = {
+_INTEL = ("intel-sgx-root-ca.pem",)
+_CPU_TRUST_FILES: dict[Tee, tuple[str, ...]] = {
     Tee.NITRO: ("aws-nitro-enclaves-root-g1.pem",),
     Tee.SEV_SNP: ("amd-milan-ask-ark-asvk.pem", "amd-genoa-ask-ark-asvk.pem", "amd-turin-ask-ark-asvk.pem"),
+    Tee.TDX: _INTEL,
+    Tee.SGX: _INTEL,
+}
+_GPU_TRUST_FILES = ("nvidia-device-identity-root.pem",)
+_RIM_TRUST_FILES = ("nvidia-rim-signing-root.pem",)
+#: Azure Attestation has no pinned root: its JWKS is trusted for being the pinned issuer's own ``/certs``.
+_TRUST_FILES: dict[Tee, tuple[str, ...]] = {
+    **_CPU_TRUST_FILES,
+    Tee.NVIDIA_GPU: _GPU_TRUST_FILES,
+    # Composite evidence: the CPU's and the GPUs' anchors in one pool. Each member's chain is still checked
+    # signature by signature, so an anchor of one vendor cannot complete another vendor's chain.
+    Tee.COMPOSITE: tuple(
+        dict.fromkeys([*(f for files in _CPU_TRUST_FILES.values() for f in files), *_GPU_TRUST_FILES])
+    ),
 }
 
 
 @functools.cache
-def _pinned(tee: Tee) -> tuple[x509.Certificate, ...]:
+def _load(names: tuple[str, ...]) -> tuple[x509.Certificate, ...]:
     certs: list[x509.Certificate] = []
-    for name in _TRUST_FILES.get(tee, ()):
+    for name in names:
         data = resources.files("attestation").joinpath("trust", name).read_bytes()
         certs.extend(load_certificates(data, f"pinned trust file {name}"))
     return tuple(certs)
+
+
+def _pinned(tee: Tee) -> tuple[x509.Certificate, ...]:
+    return _load(_TRUST_FILES.get(tee, ()))
+
+
+@functools.cache
+def pinned_rim_roots() -> tuple[x509.Certificate, ...]:
+    """The pinned anchors of NVIDIA RIM signer chains (NVIDIA CoRIM signing Root CA); never GPU device roots."""
+    return _load(_RIM_TRUST_FILES)
 
 
 @functools.cache

@@ -59,6 +59,11 @@ _CRYPTOGRAPHY_PARSE_ERRORS = (
 VERIFIER_FOR_TEE: dict[Tee, str] = {
     Tee.NITRO: "attestation.tee.nitro:NitroVerifier",
     Tee.SEV_SNP: "attestation.tee.sev_snp:SevSnpVerifier",
+    Tee.TDX: "attestation.tee.dcap:TdxVerifier",
+    Tee.SGX: "attestation.tee.dcap:SgxVerifier",
+    Tee.MAA: "attestation.tee.maa:MaaVerifier",
+    Tee.NVIDIA_GPU: "attestation.tee.nvidia:NvidiaGpuVerifier",
+    Tee.COMPOSITE: "attestation.composite:CompositeVerifier",
 }
 
 

@@ -35,8 +35,14 @@ from attestation import (
 )
 from attestation._x509 import load_certificates
 from attestation.claims import jsonable, rfc3339
+from attestation.composite import CompositeVerifier
 from attestation.ear import SigningKey, attestation_result, sign_ear
+from attestation.fetch import COLLATERAL_MAX_AGE_S
 from attestation.roots import split_roots
+from attestation.tee.dcap import SgxVerifier, TdxVerifier
+from attestation.tee.dcap.collateral import DcapCollateral
+from attestation.tee.maa import MaaVerifier
+from attestation.tee.nvidia import NvidiaGpuVerifier
 from attestation.tee.sev_snp import SevSnpVerifier
 from attestation.tee.sev_snp.kds import KDS_URL, kds_cache_max_age, validate_kds_answer
 from attestation.verify import Verifier
@@ -50,9 +56,24 @@ F = TypeVar("F", bound=Callable[..., Any])
 _EXIT_FOR_VERDICT = {"verified": 0, "invalid": EXIT_DECISION, "unverifiable": EXIT_COULD_NOT_CHECK}
 
 
+#: The ``--type`` names of ``attest verify`` and ``attest inspect``.
+TEE_NAMES = [tee.value for tee in Tee]
+
+
 @click.group()
 def attest() -> None:
-    """Inspect and verify TEE attestation evidence (AWS Nitro Enclaves, AMD SEV-SNP)."""
+    """Inspect and verify TEE attestation evidence.
+
+    AWS Nitro Enclaves, AMD SEV-SNP, Intel TDX and SGX (DCAP), Azure Attestation tokens, NVIDIA GPUs, and
+    composite CPU+GPU evidence.
+    """
+
+
+def _file_option(name: str, metavar: str, text: str, *, multiple: bool = False) -> Callable[[F], F]:
+    dest = name.removeprefix("--").replace("-", "_") + ("_files" if multiple else "_file")
+    return click.option(
+        name, dest, multiple=multiple, type=click.Path(path_type=Path, dir_okay=False), metavar=metavar, help=text
+    )
 
 
 def _collateral_options(func: F) -> F:
@@ -71,7 +92,8 @@ def _collateral_options(func: F) -> F:
             "chain_file",
             type=click.Path(path_type=Path, dir_okay=False),
             metavar="PEM",
-            help="CA certificates for the chain, any order (SEV-SNP: AMD's ASK+ARK or ASVK+ARK bundle).",
+            help="Certificates of the chain. SEV-SNP: AMD's ASK+ARK or ASVK+ARK bundle, any order. NVIDIA: the "
+            "attestation key's chain as the driver returns it, leaf first.",
         ),
         click.option(
             "--signing-cert",
@@ -100,12 +122,44 @@ def _collateral_options(func: F) -> F:
         click.option(
             "--cache-dir",
             type=click.Path(path_type=Path, file_okay=False),
-            help="Where fetched collateral is kept (default: $XDG_CACHE_HOME/ccdeploy/kds).",
+            help="Where fetched collateral is kept (default: $XDG_CACHE_HOME/ccdeploy/collateral).",
         ),
         click.option(
             "--unsafe-trust-simulator-root",
             is_flag=True,
             help="Accept a --root made by the evidence simulator. Simulated evidence proves nothing about hardware.",
+        ),
+        _file_option("--collateral", "FILE", "TDX/SGX: DCAP collateral as dcap-qvl's QuoteCollateralV3 JSON."),
+        _file_option("--tcb-info", "FILE", "TDX/SGX: Intel PCS TCB Info response body (JSON)."),
+        _file_option("--qe-identity", "FILE", "TDX/SGX: Intel PCS QE Identity response body (JSON)."),
+        _file_option("--tcb-issuer-chain", "PEM", "TDX/SGX: the TCB-Info-Issuer-Chain PCS sends (PEM)."),
+        _file_option(
+            "--qe-identity-issuer-chain", "PEM", "TDX/SGX: the QE Identity issuer chain (default: --tcb-issuer-chain)."
+        ),
+        _file_option("--pck-crl", "FILE", "TDX/SGX: the PCK CRL (DER or PEM)."),
+        _file_option("--pck-crl-issuer-chain", "PEM", "TDX/SGX: the SGX-PCK-CRL-Issuer-Chain PCS sends (PEM)."),
+        _file_option("--root-ca-crl", "FILE", "TDX/SGX: the Intel SGX Root CA CRL (DER or PEM)."),
+        click.option(
+            "--pcs-url",
+            default=None,
+            metavar="URL",
+            help="TDX/SGX: Intel PCS or a PCCS to fetch missing collateral from (default: Intel's PCS).",
+        ),
+        _file_option("--jwks", "FILE", "MAA: the attestation provider's JWKS (its /certs answer)."),
+        click.option(
+            "--issuer", default=None, metavar="URL", help="MAA: the attestation provider the token must be from."
+        ),
+        _file_option(
+            "--rim", "FILE", "NVIDIA: a driver or VBIOS Reference Integrity Manifest (repeatable).", multiple=True
+        ),
+        _file_option(
+            "--ocsp", "FILE", "NVIDIA: a DER OCSP response for a chain certificate (repeatable).", multiple=True
+        ),
+        _file_option(
+            "--rim-root",
+            "PEM",
+            "NVIDIA: trust these RIM signing roots instead of the pinned one (repeatable).",
+            multiple=True,
         ),
     )
     for option in reversed(options):
@@ -119,7 +173,7 @@ def _collateral_options(func: F) -> F:
     "--type",
     "tee_name",
     required=True,
-    type=click.Choice(["nitro", "sev-snp", "auto"]),
+    type=click.Choice([*TEE_NAMES, "auto"]),
     help="The evidence type (auto: guess from its structure).",
 )
 @_collateral_options
@@ -187,7 +241,7 @@ def verify_command(
     "tee_name",
     default="auto",
     show_default=True,
-    type=click.Choice(["auto", "nitro", "sev-snp"]),
+    type=click.Choice(["auto", *TEE_NAMES]),
     help="The evidence type.",
 )
 @_collateral_options
@@ -200,7 +254,7 @@ def inspect_command(evidence_file: Path, tee_name: str, json_output: bool, **col
         fields = verifier_for(tee).decode(evidence)
     except MalformedEvidence as error:
         raise DecisionError(f"the evidence cannot be decoded: {error.message}") from None
-    offline = {**collateral, "offline": True}  # inspect never fetches: no KDS traffic, no cache writes
+    offline = {**collateral, "offline": True}  # inspect never fetches: no KDS/PCS traffic, no cache writes
     result = _run(evidence, tee, offline, reference_values=None, nonce=None, allow_debug=True)
     if json_output:
         emit_json({"tee": tee.value, "fields": jsonable(fields), "verification": result.to_dict()})
@@ -237,7 +291,7 @@ def _run(
         at=at,
         roots=roots,
         collateral=_collateral(options).with_certificates(intermediates),
-        fetcher=_fetcher(options) if tee is Tee.SEV_SNP else None,
+        fetcher=_fetcher(options, tee),
         verifier=_verifier(tee, options),
         unsafe_allow_simulator_roots=options["unsafe_trust_simulator_root"],
         reference_values=reference_values,
@@ -255,27 +309,97 @@ def _collateral(options: Mapping[str, Any]) -> Collateral:
             raise UsageError(f"--signing-cert must hold exactly one certificate, {len(certs)} found")
         signing = certs[0]
     crls = tuple(_load_crl(path) for path in options["crl_files"])
-    return Collateral(certificates=chain, signing_cert=signing, crls=crls)
+    return Collateral(
+        certificates=chain,
+        signing_cert=signing,
+        crls=crls,
+        dcap=_dcap_collateral(options),
+        jwks=_read_file(options["jwks_file"], "--jwks") if options["jwks_file"] else None,
+        rims=tuple(_read_file(path, "--rim") for path in options["rim_files"]),
+        ocsp=tuple(_read_file(path, "--ocsp") for path in options["ocsp_files"]),
+    )
 
 
-def _fetcher(options: Mapping[str, Any]) -> Fetcher | None:
-    if options["offline"]:
+_PCS_OPTIONS = {
+    "tcb_info_file": "--tcb-info",
+    "qe_identity_file": "--qe-identity",
+    "tcb_issuer_chain_file": "--tcb-issuer-chain",
+    "pck_crl_file": "--pck-crl",
+    "pck_crl_issuer_chain_file": "--pck-crl-issuer-chain",
+    "root_ca_crl_file": "--root-ca-crl",
+}
+
+
+def _dcap_collateral(options: Mapping[str, Any]) -> DcapCollateral | None:
+    given = {key for key in _PCS_OPTIONS if options[key]}
+    if options["qe_identity_issuer_chain_file"]:
+        given.add("qe_identity_issuer_chain_file")
+    if options["collateral_file"]:
+        if given:
+            raise UsageError("give --collateral or the Intel PCS files (--tcb-info ...), not both")
+        try:
+            return DcapCollateral.from_dcap_qvl_json(_read_file(options["collateral_file"], "--collateral"))
+        except AttestationError as error:
+            raise UsageError(f"--collateral {options['collateral_file']}: {error.message}") from None
+    if not given:
         return None
-    cache = options["cache_dir"] or _default_cache_dir()
-    return CachingFetcher(HttpFetcher(), cache, max_age=kds_cache_max_age, validate=validate_kds_answer)
+    missing = [option for key, option in _PCS_OPTIONS.items() if key not in given]
+    if missing:
+        raise UsageError(f"the Intel PCS collateral also needs {', '.join(missing)}")
+    files = {key.removesuffix("_file"): _read_file(options[key], option) for key, option in _PCS_OPTIONS.items()}
+    qe_chain = options["qe_identity_issuer_chain_file"]
+    try:
+        return DcapCollateral.from_pcs(
+            tcb_info=files["tcb_info"],
+            qe_identity=files["qe_identity"],
+            tcb_issuer_chain=files["tcb_issuer_chain"],
+            pck_crl=files["pck_crl"],
+            pck_crl_issuer_chain=files["pck_crl_issuer_chain"],
+            root_ca_crl=files["root_ca_crl"],
+            qe_identity_issuer_chain=_read_file(qe_chain, "--qe-identity-issuer-chain") if qe_chain else None,
+        )
+    except AttestationError as error:
+        raise UsageError(f"Intel PCS collateral: {error.message}") from None
+
+
+def _fetcher(options: Mapping[str, Any], tee: Tee) -> Fetcher | None:
+    if options["offline"] or tee is Tee.NVIDIA_GPU:  # GPU collateral (RIMs, OCSP) is given as files
+        return None
+    cache = Path(options["cache_dir"] or _default_cache_dir())
+    if tee is Tee.SEV_SNP:
+        return CachingFetcher(HttpFetcher(), cache, max_age=kds_cache_max_age, validate=validate_kds_answer)
+    # Intel PCS collateral and attestation providers' key sets change within a day: answers are reused for an hour.
+    return CachingFetcher(HttpFetcher(), cache, max_age=lambda _url: COLLATERAL_MAX_AGE_S)
 
 
 def _verifier(tee: Tee, options: Mapping[str, Any]) -> Verifier | None:
-    if tee is not Tee.SEV_SNP:
-        return None
     if options["check_revocation"] and options["offline"] and not options["crl_files"]:
         raise UsageError("--check-revocation fetches AMD's CRL: give --crl FILE instead when --offline")
-    return SevSnpVerifier(kds_base_url=options["kds_url"], fetch_crls=options["check_revocation"])
+    rim_roots = tuple(cert for path in options["rim_root_files"] for cert in _load_certificates(path, "--rim-root"))
+    verifiers: dict[Tee, Verifier] = {
+        Tee.SEV_SNP: SevSnpVerifier(kds_base_url=options["kds_url"], fetch_crls=options["check_revocation"]),
+        Tee.MAA: _maa_verifier(options["issuer"]),
+        Tee.NVIDIA_GPU: NvidiaGpuVerifier(rim_roots=rim_roots or None),
+    }
+    if options["pcs_url"]:
+        # A PCCS serves the root CA CRL itself; Intel's PCS points to a separate download.
+        verifiers[Tee.TDX] = TdxVerifier(pcs_base_url=options["pcs_url"], root_ca_crl_url=None)
+        verifiers[Tee.SGX] = SgxVerifier(pcs_base_url=options["pcs_url"], root_ca_crl_url=None)
+    if tee is Tee.COMPOSITE:
+        return CompositeVerifier(cpu_verifiers=verifiers, gpu_verifier=verifiers[Tee.NVIDIA_GPU])
+    return verifiers.get(tee)
+
+
+def _maa_verifier(issuer: str | None) -> MaaVerifier:
+    try:
+        return MaaVerifier(issuer=issuer)
+    except ValueError as exc:
+        raise UsageError(f"--issuer: {exc}") from None
 
 
 def _default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "ccdeploy" / "kds"
+    return Path(base) / "ccdeploy" / "collateral"
 
 
 def _tee(name: str, evidence: bytes) -> Tee:

@@ -7,6 +7,7 @@ from importlib import resources
 
 from attestation import Tee, pinned_intermediates, pinned_roots
 from attestation._x509 import fingerprint
+from attestation.roots import pinned_rim_roots
 
 
 def documented_fingerprints() -> set[str]:
@@ -18,7 +19,20 @@ def documented_fingerprints() -> set[str]:
 
 def test_every_pinned_certificate_is_documented_and_vice_versa() -> None:
     shipped = {fingerprint(c) for tee in Tee for c in pinned_roots(tee) + pinned_intermediates(tee)}
+    shipped |= {fingerprint(c) for c in pinned_rim_roots()}
     assert shipped == documented_fingerprints()
+
+
+def test_intel_and_nvidia_anchors_are_kept_apart() -> None:
+    intel = [fingerprint(c) for c in pinned_roots(Tee.TDX)]
+    assert intel == [fingerprint(c) for c in pinned_roots(Tee.SGX)]
+    assert intel == ["44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3"]
+    device = [fingerprint(c) for c in pinned_roots(Tee.NVIDIA_GPU)]
+    rim = [fingerprint(c) for c in pinned_rim_roots()]
+    assert device == ["102bf659d5419614c9d8e6aecebc80454eb26b1df6a769ac720b9a690b167b48"]
+    assert rim == ["12977b5115acb0381179279fffeb5a8c4d264971ebb32298023a465fa41df5d1"]
+    assert not set(rim) & {fingerprint(c) for c in pinned_roots(Tee.COMPOSITE)}
+    assert pinned_roots(Tee.MAA) == ()
 
 
 def test_pinned_anchors() -> None:

@@ -12,7 +12,7 @@ from ccdeploy._cli import main
 from tests.conftest import ASSETS
 
 FORGED = ASSETS / "forged"
-TEES = {"nitro": "nitro", "sev-snp": "sev-snp"}
+TEES = {name: name for name in ("nitro", "sev-snp", "tdx", "sgx", "maa", "nvidia-gpu", "composite")}
 
 
 def load_cases() -> list[tuple[str, dict[str, Any]]]:
