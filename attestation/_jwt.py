@@ -330,9 +330,10 @@ def check_times(payload: Mapping[str, Any], at: datetime, skew: timedelta, *, re
     if exp is None:
         if require_exp:
             raise MalformedEvidence("the token has no 'exp'; a token without expiry is not accepted")
-    elif at >= exp + skew:
+    # The skew moves ``at``, never the token's times: those may sit at the ends of datetime's range.
+    elif at - skew >= exp:
         raise Expired(f"the token expired at {exp.isoformat()} ({tolerance})")
-    if nbf is not None and at < nbf - skew:
+    if nbf is not None and at + skew < nbf:
         raise NotYetValid(f"the token is not valid before {nbf.isoformat()} ({tolerance})")
-    if iat is not None and at < iat - skew:
+    if iat is not None and at + skew < iat:
         raise NotYetValid(f"the token was issued at {iat.isoformat()}, after the time of the check ({tolerance})")

@@ -179,7 +179,10 @@ def _debug(claims: Claims, allowed: bool) -> CheckResult:
 def _nonce(claims: Claims, nonce: bytes) -> CheckResult:
     if claims.tee is Tee.NITRO and claims.nonce is None:
         return CheckResult("nonce", False, "the document carries no nonce", NonceMismatch)
-    if claims.nonce is not None:
+    # An Azure Attestation token's `nonce` claim echoes whatever its requester sent, so it proves the token fresh,
+    # not the TEE: the report data the TEE itself bound is compared whenever the token carries it.
+    hardware_bound = claims.tee is Tee.MAA and claims.report_data is not None
+    if claims.nonce is not None and not hardware_bound:
         ok = claims.nonce == nonce
         where = "the nonce field"
         actual = claims.nonce

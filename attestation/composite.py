@@ -32,12 +32,12 @@ from typing import Any, ClassVar
 
 from cryptography import x509
 
-from attestation._x509 import load_certificates
+from attestation._x509 import fingerprint, load_certificates
 from attestation.claims import Claims, Tee, VendorValue
 from attestation.collateral import Collateral
 from attestation.errors import AttestationError, EvidenceInvalid, MalformedEvidence, NonceMismatch
 from attestation.fetch import Fetcher
-from attestation.roots import pinned_intermediates
+from attestation.roots import pinned_intermediates, pinned_roots
 from attestation.verify import Verifier, verifier_for
 
 COMPOSITE_FORMAT = "ccdeploy-composite/v1"
@@ -190,17 +190,40 @@ class CompositeVerifier:
         gpu_verifier: A configured GPU verifier (e.g. ``NvidiaGpuVerifier(rim_roots=...)``); default: the
             registered one.
 
-    ``roots`` anchor every member: certificates are checked signature by signature, so an anchor of one vendor
-    cannot complete another vendor's chain. The RIMs and OCSP responses of ``collateral`` serve every GPU.
+    Anchors: ``cpu_roots`` / ``gpu_roots`` when given; otherwise each member's own pinned roots when ``roots`` is
+    the pinned pool, or else the caller's ``roots`` for every member (certificates are checked signature by
+    signature, so an anchor of one vendor cannot complete another vendor's chain). The RIMs and OCSP responses of
+    ``collateral`` serve every GPU.
     """
 
     tee: ClassVar[Tee] = Tee.COMPOSITE
 
     def __init__(
-        self, *, cpu_verifiers: Mapping[Tee, Verifier] | None = None, gpu_verifier: Verifier | None = None
+        self,
+        *,
+        cpu_verifiers: Mapping[Tee, Verifier] | None = None,
+        gpu_verifier: Verifier | None = None,
+        cpu_roots: Sequence[x509.Certificate] | None = None,
+        gpu_roots: Sequence[x509.Certificate] | None = None,
     ) -> None:
         self._cpu_verifiers = dict(cpu_verifiers or {})
         self._gpu_verifier = gpu_verifier
+        self._cpu_roots = None if cpu_roots is None else tuple(cpu_roots)
+        self._gpu_roots = None if gpu_roots is None else tuple(gpu_roots)
+
+    def _member_roots(
+        self, configured: tuple[x509.Certificate, ...] | None, tee: Tee, roots: Sequence[x509.Certificate]
+    ) -> tuple[x509.Certificate, ...]:
+        """The anchors of one member.
+
+        Configured ones; else its own pinned roots when ``roots`` is the pinned pool (an Azure Attestation key set
+        must not be judged against other vendors' roots); else the caller's pool.
+        """
+        if configured is not None:
+            return configured
+        if tuple(roots) == pinned_roots(Tee.COMPOSITE):
+            return pinned_roots(tee)
+        return tuple(roots)
 
     def verify(
         self,
@@ -227,7 +250,7 @@ class CompositeVerifier:
             cpu_claims = cpu_verifier.verify(
                 document.cpu_evidence,
                 at=at,
-                roots=roots,
+                roots=self._member_roots(self._cpu_roots, document.cpu_type, roots),
                 collateral=collateral.with_certificates(pinned_intermediates(document.cpu_type)),
                 fetcher=fetcher,
                 allow_simulator=allow_simulator,
@@ -236,14 +259,16 @@ class CompositeVerifier:
             raise MalformedEvidence(f"the cpu evidence ({document.cpu_type.value}) carries no report data to bind")
         expected_nonce = gpu_nonce(cpu_claims.report_data)
         gpu_verifier = self._gpu_verifier or verifier_for(Tee.NVIDIA_GPU)
+        gpu_roots = self._member_roots(self._gpu_roots, Tee.NVIDIA_GPU, roots)
         devices: list[Claims] = []
+        identities: list[str] = []
         for gpu in document.gpus:
             with _member(gpu.id):
                 chain = load_certificates(gpu.certificate_chain, "the certificate chain")
                 claims = gpu_verifier.verify(
                     gpu.evidence,
                     at=at,
-                    roots=roots,
+                    roots=gpu_roots,
                     collateral=Collateral(certificates=chain, rims=collateral.rims, ocsp=collateral.ocsp),
                     fetcher=fetcher,
                     allow_simulator=allow_simulator,
@@ -255,7 +280,8 @@ class CompositeVerifier:
                     "evidence's report data: it is not bound to this CPU evidence"
                 )
             devices.append(_named(claims, gpu.id))
-        _check_distinct(devices)
+            identities.append(fingerprint(chain[0]))
+        _check_distinct(devices, identities)
         return replace(cpu_claims, devices=tuple(devices))
 
     def decode(self, evidence: bytes) -> Mapping[str, VendorValue]:
@@ -292,13 +318,15 @@ def _named(claims: Claims, device: str) -> Claims:
     return replace(claims, vendor=vendor)
 
 
-def _check_distinct(devices: Sequence[Claims]) -> None:
+def _check_distinct(devices: Sequence[Claims], identities: Sequence[str]) -> None:
+    """No device twice.
+
+    A GPU is known by its attestation certificate (issued to one device's key for its firmware), not by its FWID,
+    which names firmware that many GPUs share.
+    """
     seen: dict[str, str] = {}
-    for device in devices:
-        identity = device.hardware_id
+    for device, identity in zip(devices, identities, strict=True):
         name = str(device.vendor.get("device"))
-        if identity is None:
-            continue
         if identity in seen:
-            raise DuplicateDevice(f"{seen[identity]} and {name} are the same GPU (firmware identity {identity})")
+            raise DuplicateDevice(f"{seen[identity]} and {name} are the same GPU (attestation certificate {identity})")
         seen[identity] = name

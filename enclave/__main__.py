@@ -54,9 +54,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--sealed", required=True, type=Path, help="sealed artifact (.ccseal)")
     parser.add_argument("--attester", default="simulator-nitro", help="attester name (default: simulator-nitro)")
     parser.add_argument("--attester-option", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--simulator-state", type=Path, help="simulator-nitro state directory (root and keys)")
+    parser.add_argument("--simulator-state", type=Path, help="simulator state directory (roots and keys)")
     parser.add_argument("--simulator-pcr", action="append", type=_pcr, default=[], metavar="INDEX=HEX")
     parser.add_argument("--simulator-debug", action="store_true", help="simulate a debug-mode enclave")
+    parser.add_argument(
+        "--simulator-bad-gpu",
+        action="append",
+        type=int,
+        default=[],
+        metavar="INDEX",
+        help="simulated GPU whose measurements differ from its RIM (repeat)",
+    )
+    parser.add_argument("--simulator-gpu-driver", metavar="VERSION", help="driver version the simulated GPUs report")
     parser.add_argument(
         "--provider", action="append", default=None, help="ONNX Runtime execution provider (repeat, in priority order)"
     )
@@ -93,6 +102,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[EnclaveConfig, bool]:
             simulator_state=args.simulator_state,
             simulator_pcrs=dict(args.simulator_pcr),
             simulator_debug=args.simulator_debug,
+            simulator_bad_gpus=tuple(args.simulator_bad_gpu),
+            simulator_gpu_driver=args.simulator_gpu_driver,
             providers=tuple(args.provider or ("CPUExecutionProvider",)),
             host=args.host,
             port=args.port,

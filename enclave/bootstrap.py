@@ -4,8 +4,10 @@ The steps, in order (each logged without secrets):
 
 1. make ephemeral keys (HPKE to receive the data key, TLS to serve);
 2. take a single-use challenge from the broker;
-3. collect evidence binding ``report_data(nonce, HPKE public key, TLS SPKI)``;
-4. ask for the release; a denial raises :class:`~ccdeploy.errors.ReleaseDenied` with its typed reason;
+3. collect evidence binding ``report_data(nonce, HPKE public key, TLS SPKI)``, and the vendor-signed collateral
+   the attester has for it (NVIDIA RIMs and OCSP responses, Intel DCAP collateral);
+4. ask for the release, the collateral with it; a denial raises :class:`~ccdeploy.errors.ReleaseDenied` with its
+   typed reason;
 5. open the HPKE-sealed data key (``info`` = model name + nonce);
 6. open the sealed artifact with it: the header MAC proves the key belongs to this artifact;
 7. decrypt the model into memory (external data through a RAM-backed tmpfs or in-memory initializers)
@@ -20,7 +22,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, cast
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -29,10 +32,12 @@ from starlette.routing import Route
 
 from ccdeploy.errors import ArtifactTampered
 from ccdeploy.release.hpke import HpkeError, release_info
-from ccdeploy.release.protocol import Challenge, ReleaseGrant, ReleaseRequest
+from ccdeploy.release.protocol import Challenge, ReleaseGrant, ReleaseRequest, RequestCollateral
 from ccdeploy.seal import open_sealed
 from ccdeploy.seal._header import SealedHeader
 from enclave.attesters.base import Attester, attester_from_name
+from enclave.attesters.collateral import AttesterCollateral, collateral_of
+from enclave.attesters.composite import CompositeAttester, parse_composite_name
 from enclave.config import EnclaveConfig
 from enclave.errors import AttesterUnavailable, ReleaseFailed
 from enclave.keys import EnclaveKeys
@@ -41,11 +46,27 @@ from enclave.memory import zero
 from enclave.runtime import ModelSession
 from enclave.server import InputLimits, attestation_source, create_app
 
-__all__ = ["RECEIPT_PATH", "Enclave", "ReleaseClientLike", "attester_for", "bootstrap"]
+__all__ = [
+    "GPU_STATE",
+    "RECEIPT_PATH",
+    "TDX_STATE",
+    "Enclave",
+    "ReleaseClientLike",
+    "attester_for",
+    "bootstrap",
+    "request_collateral",
+]
+
+if TYPE_CHECKING:
+    from enclave.attesters.simulator_nvidia import SimulatorNvidiaAttester
 
 _log = logging.getLogger(__name__)
 
 RECEIPT_PATH = "/v1/receipt"
+TDX_STATE = "tdx"
+"""Where ``simulator-tdx`` keeps its state, under ``--simulator-state``."""
+GPU_STATE = "gpu"
+"""Where the simulated GPUs (``simulator-<cpu>+<n>gpu``) keep their state, under ``--simulator-state``."""
 
 
 class ReleaseClientLike(Protocol):
@@ -141,6 +162,14 @@ def bootstrap(
     nonce = challenge.nonce
     evidence = attester.attest(keys.binding(nonce), nonce)
     _log.info("collected %s evidence from %s (%d bytes)", attester.evidence_type, attester.name, len(evidence))
+    collateral = collateral_of(attester)
+    if collateral:
+        _log.info(
+            "sending collateral: %d RIM(s), %d OCSP response(s)%s",
+            len(collateral.rims),
+            len(collateral.ocsp),
+            ", Intel DCAP collateral" if collateral.dcap is not None else "",
+        )
     request = ReleaseRequest(
         model=config.model,
         nonce=nonce,
@@ -149,6 +178,7 @@ def bootstrap(
         hpke_suite=keys.hpke.suite,
         hpke_public_key=keys.hpke.public,
         tls_public_key=keys.tls.spki_der,
+        collateral=request_collateral(collateral),
     )
     grant = release_client.release(request)
     _log.info("release granted for model %r (suite %s)", grant.model, grant.suite_name)
@@ -161,27 +191,80 @@ def bootstrap(
     return Enclave(config, keys, attester, session, dict(grant.receipt), dict(grant.log_entry), artifact_id)
 
 
+def request_collateral(collateral: AttesterCollateral) -> RequestCollateral | None:
+    """The release request's ``collateral`` member for an attester's collateral (``None`` when it has none).
+
+    Raises:
+        AttesterUnavailable: The DCAP collateral is not UTF-8 JSON text.
+    """
+    if not collateral:
+        return None
+    try:
+        dcap = None if collateral.dcap is None else collateral.dcap.decode("utf-8")
+    except UnicodeDecodeError:
+        raise AttesterUnavailable("the attester's DCAP collateral is not UTF-8 text") from None
+    return RequestCollateral(rims=collateral.rims, ocsp=collateral.ocsp, dcap=dcap)
+
+
 def attester_for(config: EnclaveConfig, clock: Callable[[], datetime]) -> Attester:
-    """The attester ``config`` names; the Nitro simulator signs under the root kept in ``config.simulator_state``.
+    """The attester ``config`` names; simulators sign under the roots kept in ``config.simulator_state``.
+
+    Simulator names: ``simulator-nitro`` (state in the directory itself), ``simulator-tdx`` (in ``tdx/``), and
+    ``simulator-nitro+<n>gpu`` / ``simulator-tdx+<n>gpu``: that CPU with ``n`` simulated GPUs (in ``gpu/``),
+    GPUs listed in ``config.simulator_bad_gpus`` reporting a measurement their RIM does not have.
 
     Raises:
         AttesterUnavailable: Unknown attester, simulator state missing or unusable, or a bad PCR value.
     """
-    if config.attester != "simulator-nitro":
-        if config.attester.startswith("simulator-"):
-            raise AttesterUnavailable(f"attester {config.attester!r} cannot be started from a configuration")
-        attester: Attester = attester_from_name(config.attester, **config.attester_options)
-        return attester
+    name = config.attester
+    composite = parse_composite_name(name)
+    if composite is not None and composite.simulated_gpus is not None:
+        cpu = _simulated_cpu(config, composite.cpu, clock)
+        gpus = _simulated_gpus(config, composite.simulated_gpus, clock)
+        return CompositeAttester(cpu, [gpus], name=name)
+    if name.startswith("simulator-"):
+        return _simulated_cpu(config, name, clock)
+    attester: Attester = attester_from_name(name, **config.attester_options)
+    return attester
+
+
+def _state(config: EnclaveConfig, name: str) -> Path:
+    if config.simulator_state is None:
+        raise AttesterUnavailable(f"the {name} attester needs its state directory (--simulator-state)")
+    return config.simulator_state
+
+
+def _simulated_cpu(config: EnclaveConfig, name: str, clock: Callable[[], datetime]) -> Attester:
+    if name == "simulator-tdx":
+        from enclave.attesters.simulator_tdx import SimulatorTdxAttester, load_tdx_state  # noqa: PLC0415
+
+        return SimulatorTdxAttester(load_tdx_state(_state(config, name) / TDX_STATE), debug=config.simulator_debug)
+    if name != "simulator-nitro":
+        raise AttesterUnavailable(
+            f"attester {name!r} cannot be started from a configuration (simulator-nitro and simulator-tdx can)"
+        )
     from enclave.attesters.simulator import SimulatorNitroAttester, load_simulator_state  # noqa: PLC0415
 
-    if config.simulator_state is None:
-        raise AttesterUnavailable("the simulator-nitro attester needs its state directory (--simulator-state)")
+    state = _state(config, name)
     try:
         pcrs = {index: bytes.fromhex(value) for index, value in config.simulator_pcrs.items()}
     except ValueError:
         raise AttesterUnavailable("a simulator PCR value is not hex") from None
-    simulator = load_simulator_state(config.simulator_state, clock())
+    simulator = load_simulator_state(state, clock())
     return SimulatorNitroAttester(simulator, clock, pcrs=pcrs or None, debug=config.simulator_debug)
+
+
+def _simulated_gpus(config: EnclaveConfig, count: int, clock: Callable[[], datetime]) -> SimulatorNvidiaAttester:
+    from enclave.attesters.simulator_nvidia import SimulatorNvidiaAttester, load_gpu_state  # noqa: PLC0415
+
+    simulator, created = load_gpu_state(_state(config, "simulated GPU") / GPU_STATE)
+    versions = {} if config.simulator_gpu_driver is None else {"driver_version": config.simulator_gpu_driver}
+    try:
+        return SimulatorNvidiaAttester(
+            simulator, at=created, count=count, clock=clock, bad=config.simulator_bad_gpus, **versions
+        )
+    except ValueError as exc:
+        raise AttesterUnavailable(str(exc)) from None
 
 
 def _open_grant(grant: ReleaseGrant, keys: EnclaveKeys, model: str, nonce: bytes) -> bytearray:

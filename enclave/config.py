@@ -34,11 +34,15 @@ class EnclaveConfig(BaseModel):
     attester_options: dict[str, str] = Field(default_factory=dict)
     """Constructor options for a device attester (e.g. ``{"device": "/dev/nsm"}``)."""
     simulator_state: Path | None = None
-    """``simulator-nitro``: the directory written by ``enclave.attesters.simulator.write_simulator_state``."""
+    """Simulators: the directory of their state (``write_simulator_state``; ``tdx/`` and ``gpu/`` in it)."""
     simulator_pcrs: dict[int, str] = Field(default_factory=dict)
     """``simulator-nitro``: PCR index -> hex value replacing the simulator's default (the measurement)."""
     simulator_debug: bool = False
-    """``simulator-nitro``: report a debug-mode enclave."""
+    """Simulated CPUs: report a debug-mode enclave / TD."""
+    simulator_bad_gpus: tuple[Annotated[int, Field(ge=0, le=63)], ...] = ()
+    """``simulator-<cpu>+<n>gpu``: GPU indices whose measurements differ from their RIM (a tampered GPU)."""
+    simulator_gpu_driver: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    """``simulator-<cpu>+<n>gpu``: the driver version the simulated GPUs report (default: the simulator's)."""
     providers: tuple[str, ...] = DEFAULT_PROVIDERS
     """ONNX Runtime execution providers, in priority order; the session must use exactly these."""
     host: str = "127.0.0.1"

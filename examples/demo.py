@@ -148,6 +148,7 @@ def main() -> int:
         " -> multi-file model with external data -> attestation verified and appraised"
         " -> AI BOM -> signed provenance verified offline, tampering refused"
         " -> broker released the key to an attested enclave -> attested client inference"
+        " -> a CPU+GPU enclave released to, a tampered GPU denied"
         " -> a different measurement denied -> receipt and audit chain verified"
     )
     return 0

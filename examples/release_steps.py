@@ -1,8 +1,10 @@
-"""Demo steps 12-16: attested key release and confidential serving, on one machine, through the real processes.
+"""Demo steps 12-18: attested key release and confidential serving, on one machine, through the real processes.
 
 A key broker (`ccdeploy broker serve`, SQLite), an enclave (`python -m enclave`, simulator TEE) and a client
-(`ccdeploy infer`) run as separate processes on loopback, as they would on separate machines. What each step
-proves is printed; the receipt, the audit database and the broker's public keys are kept in the output folder.
+(`ccdeploy infer`) run as separate processes on loopback, as they would on separate machines. Steps 16-17 add a
+confidential-GPU enclave: a simulated TDX guest with two simulated NVIDIA GPUs, released to, and the same enclave
+with a tampered GPU, denied. What each step proves is printed; the receipt, the audit database and the broker's
+public keys are kept in the output folder.
 """
 
 from __future__ import annotations
@@ -27,7 +29,12 @@ import yaml
 from provenance_steps import ok, run
 
 from attestation.simulator.nitro import NitroSimulator
+from attestation.simulator.nvidia import DEFAULT_DRIVER_VERSION, NvidiaGpuSimulator
+from attestation.simulator.tdx import TdxSimulator
 from enclave.attesters.simulator import write_simulator_state
+from enclave.attesters.simulator_nvidia import TAMPERED_RIM_INDEX, write_gpu_state
+from enclave.attesters.simulator_tdx import write_tdx_state
+from enclave.bootstrap import GPU_STATE, TDX_STATE
 
 _SERVING = re.compile(r"serving model '(?P<model>[^']+)' on (?P<url>https://[\d.]+:\d+)")
 _POLICY_EXAMPLE = Path(__file__).with_name("release-policy.yaml")
@@ -83,11 +90,104 @@ def _demo_policy(root_pem: str, signer_public: Path) -> str:
     return yaml.safe_dump(policy, sort_keys=False)
 
 
-def _enclave_args(broker: str, sealed: Path, state: Path, *extra: str) -> list[str]:
+def _gpu_policy(tdx: TdxSimulator, gpu: NvidiaGpuSimulator, signer_public: Path) -> str:
+    """The example policy for a TDX guest with two confidential GPUs, trusting this run's simulators."""
+    policy = yaml.safe_load(_POLICY_EXAMPLE.read_text())
+    policy["platforms"] = {"tdx": {"mrtd": tdx.default_mrtd().hex()}}
+    policy["trust_roots"] = {
+        "tdx": [tdx.root_pem().decode()],
+        "nvidia-gpu": [gpu.device_root_pem().decode()],
+        "nvidia-rim": [gpu.rim_root_pem().decode()],
+    }
+    policy["gpu"] = {"required": True, "count": 2, "drivers": [DEFAULT_DRIVER_VERSION], "require_ocsp": True}
+    policy["provenance"]["key"] = signer_public.read_text()
+    policy["cel"] = ['claims.tee == "tdx" && claims.debug == false']
+    return yaml.safe_dump(policy, sort_keys=False)
+
+
+def _enclave_args(
+    broker: str, sealed: Path, state: Path, *extra: str, model: str = "mlp", attester: str = "simulator-nitro"
+) -> list[str]:
     return [
-        sys.executable, "-m", "enclave", "--broker", broker, "--model", "mlp", "--sealed", str(sealed),
-        "--attester", "simulator-nitro", "--simulator-state", str(state), "--port", "0", *extra,
+        sys.executable, "-m", "enclave", "--broker", broker, "--model", model, "--sealed", str(sealed),
+        "--attester", attester, "--simulator-state", str(state), "--port", "0", *extra,
     ]  # fmt: skip
+
+
+def _serving(log: Path, process: subprocess.Popen[bytes], what: str) -> str:
+    """Wait until the enclave logs that it serves; its URL."""
+    match: list[re.Match[str]] = []
+
+    def serving() -> bool:
+        found = _SERVING.search(log.read_text(errors="replace"))
+        if found:
+            match.append(found)
+        return found is not None
+
+    _wait_for(serving, what, process, log)
+    return match[0]["url"]
+
+
+def _show(log: Path, *words: str) -> None:
+    for line in log.read_text().splitlines():
+        if any(word in line for word in words):
+            print("      " + line.split(" ", 2)[-1][:150])
+
+
+def gpu_enclave(
+    work: Path,
+    broker: str,
+    sealed: Path,
+    token: Path,
+    signer_public: Path,
+    step: Callable[[int, str], None],
+    proved: Callable[[str], None],
+) -> None:
+    """Steps 16-17: a simulated TDX guest with two simulated GPUs is released to; one with a tampered GPU is not."""
+    step(16, "A confidential-GPU enclave: a simulated TDX guest and two simulated NVIDIA GPUs, one nonce")
+    now = datetime.now(UTC)
+    tdx, gpu = TdxSimulator.create(at=now), NvidiaGpuSimulator.create(at=now)
+    state = work / "enclave-gpu-simulator"
+    write_tdx_state(state / TDX_STATE, tdx)
+    write_gpu_state(state / GPU_STATE, gpu, now)
+    policy = work / "mlp-gpu.release-policy.yaml"
+    policy.write_text(_gpu_policy(tdx, gpu, signer_public))
+    ok("broker", "register", str(sealed), "--policy", str(policy), "--url", broker, "--name", "mlp-gpu",
+       "--token-file", str(token), "--json")  # fmt: skip
+    proved(
+        f"model 'mlp-gpu' registered: tdx mrtd pinned; gpu: required, count 2, driver {DEFAULT_DRIVER_VERSION}, "
+        "OCSP required; simulated Intel, NVIDIA device and RIM roots trusted"
+    )
+    args = _enclave_args(broker, sealed, state, model="mlp-gpu", attester="simulator-tdx+2gpu")
+    log = work / "enclave-gpu.log"
+    with _process(args, log) as process:
+        url = _serving(log, process, "the GPU enclave")
+        _show(log, "evidence", "collateral", "granted")
+    proved(
+        "the TDX quote verified to the (simulated) Intel root with the DCAP collateral the enclave sent, TCB UpToDate"
+    )
+    proved(
+        "GPU-0 and GPU-1: SPDM reports signed by their device keys, chains to the NVIDIA device root, each nonce "
+        "= SHA-256(domain || TDX report data): both are bound to this TD and this challenge"
+    )
+    proved(
+        "every GPU measurement equals NVIDIA's signed driver and VBIOS RIMs; OCSP good; "
+        f"the key was released and the model is served at {url}"
+    )
+
+    step(17, "The same enclave with a tampered GPU-1 (one measurement differs from its RIM): denied")
+    denied = subprocess.run(
+        _enclave_args(broker, sealed, state, "--simulator-bad-gpu", "1", model="mlp-gpu",
+                      attester="simulator-tdx+2gpu"),
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    (work / "enclave-gpu-denied.log").write_text(denied.stdout + denied.stderr)
+    assert denied.returncode == 1, denied.stderr
+    reason = re.search(r"release denied \((?P<reason>[a-z-]+), HTTP (?P<status>\d+)\): (?P<detail>.*)", denied.stderr)
+    assert reason is not None and reason["reason"] == "measurement-mismatch", denied.stderr
+    assert "GPU-1" in reason["detail"] and f"indices {TAMPERED_RIM_INDEX}" in reason["detail"], reason["detail"]
+    named = reason["detail"].split("GPU-1: ", 1)[1][:110]
+    proved(f"denied: {reason['reason']} (HTTP {reason['status']}); the broker names the GPU: GPU-1: {named}")
 
 
 def release_and_serve(
@@ -100,7 +200,7 @@ def release_and_serve(
     step: Callable[[int, str], None],
     proved: Callable[[str], None],
 ) -> tuple[Path, Path]:
-    """Steps 12-16. Returns the receipt and the audit database (both kept in ``output``)."""
+    """Steps 12-18. Returns the receipt and the audit database (both kept in ``output``)."""
     step(12, "Start the key broker (SQLite) and register the sealed model under its release policy")
     state = output / "broker-state"
     shutil.rmtree(state, ignore_errors=True)
@@ -142,19 +242,8 @@ def release_and_serve(
         step(13, "Start the enclave on the simulator TEE: attest, receive the key, unseal in memory, serve")
         enclave_log = work / "enclave.log"
         with _process(_enclave_args(broker, sealed, simulator_state), enclave_log) as enclave_process:
-            match: list[re.Match[str]] = []
-
-            def serving() -> bool:
-                found = _SERVING.search(enclave_log.read_text(errors="replace"))
-                if found:
-                    match.append(found)
-                return found is not None
-
-            _wait_for(serving, "the enclave", enclave_process, enclave_log)
-            url = match[0]["url"]
-            for line in enclave_log.read_text().splitlines():
-                if any(word in line for word in ("challenge", "evidence", "granted", "loaded", "serving")):
-                    print("      " + line.split(" ", 2)[-1][:150])
+            url = _serving(enclave_log, enclave_process, "the enclave")
+            _show(enclave_log, "challenge", "evidence", "granted", "loaded", "serving")
             proved("the key left the broker HPKE-sealed (X-Wing) to the enclave's ephemeral key, bound in its evidence")
             proved(f"the weights were decrypted into memory only; ONNX Runtime serves them at {url}")
 
@@ -195,7 +284,9 @@ def release_and_serve(
         assert reason is not None and reason["reason"] == "measurement-mismatch", denied.stderr
         proved(f"denied: {reason['reason']} (HTTP {reason['status']}); the enclave exited {denied.returncode}")
 
-        step(16, "Audit: the receipt verifies offline, the audit chain and the transparency log are intact")
+        gpu_enclave(work, broker, sealed, state / "admin-token", signer_public, step, proved)
+
+        step(18, "Audit: the receipt verifies offline, the audit chain and the transparency log are intact")
         checked = json.loads(
             ok("receipt", "verify", str(receipt), "--broker-key", str(output / "broker-receipt-key.pem"),
                "--log-key", f"@{output / 'broker-log.vkey'}", "--json")

@@ -25,6 +25,11 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "demo complete" in done.stdout
     assert done.stdout.count("✓") >= 8
     assert "denied: measurement-mismatch (HTTP 403)" in done.stdout
+    # The confidential-GPU enclave is released to, and the one with a tampered GPU is denied, the GPU named.
+    assert "model 'mlp-gpu' registered" in done.stdout
+    assert "the key was released and the model is served at https://" in done.stdout
+    assert "the broker names the GPU: GPU-1: " in done.stdout
+    assert done.stdout.count("denied: measurement-mismatch (HTTP 403)") == 2
     assert "release receipt: valid" in done.stdout
     assert (tmp_path / "mlp.release-receipt.json").is_file()
     assert (tmp_path / "broker.db").is_file()

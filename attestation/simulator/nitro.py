@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -25,6 +26,7 @@ from cryptography.x509.oid import NameOID
 
 from attestation import _cbor
 from attestation._x509 import SIMULATOR_ORGANIZATION
+from attestation.simulator._keys import EcKeySet
 
 INSTANCE_ID = "i-00000000000000000"
 DEFAULT_MODULE_ID = f"{INSTANCE_ID}-enc0000000000000000"
@@ -60,39 +62,16 @@ def default_pcrs() -> dict[int, bytes]:
 
 
 @dataclass(frozen=True, slots=True)
-class NitroSimulatorKeys:
+class NitroSimulatorKeys(EcKeySet):
     """The five P-384 keys of a simulated Nitro chain (root, regional, zonal, instance CAs and the leaf)."""
+
+    curve: ClassVar[type[ec.EllipticCurve]] = ec.SECP384R1
 
     root: ec.EllipticCurvePrivateKey
     regional: ec.EllipticCurvePrivateKey
     zonal: ec.EllipticCurvePrivateKey
     instance: ec.EllipticCurvePrivateKey
     leaf: ec.EllipticCurvePrivateKey
-
-    @classmethod
-    def generate(cls) -> NitroSimulatorKeys:
-        """Fresh random keys."""
-        return cls(*(ec.generate_private_key(ec.SECP384R1()) for _ in fields(cls)))
-
-    @classmethod
-    def from_pem(cls, pems: Mapping[str, bytes]) -> NitroSimulatorKeys:
-        """Load unencrypted PKCS#8 PEM keys keyed by role (``"root"``, ``"regional"``, … ``"leaf"``)."""
-        keys = []
-        for role in (field.name for field in fields(cls)):
-            key = serialization.load_pem_private_key(pems[role], password=None)
-            if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP384R1):
-                raise ValueError(f"the {role} key is not an EC P-384 private key")
-            keys.append(key)
-        return cls(*keys)
-
-    def to_pem(self) -> dict[str, bytes]:
-        """The keys as unencrypted PKCS#8 PEM, keyed by role (for test fixtures only)."""
-        return {
-            field.name: getattr(self, field.name).private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-            for field in fields(self)
-        }
 
 
 class NitroSimulator:

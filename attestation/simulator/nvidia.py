@@ -24,9 +24,9 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, cast
+from typing import Any, ClassVar, Literal, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -39,6 +39,7 @@ from signxml.algorithms import DigestAlgorithm, SignatureConstructionMethod, Sig
 from signxml.signer import XMLSigner
 
 from attestation._x509 import SIMULATOR_ORGANIZATION
+from attestation.simulator._keys import EcKeySet
 
 DEFAULT_DRIVER_VERSION = "550.90.07"
 DEFAULT_VBIOS_VERSION = "96.00.9F.00.01"
@@ -78,8 +79,10 @@ _OCSP_BASIC = bytes.fromhex("06092b0601050507300101")
 
 
 @dataclass(frozen=True, slots=True)
-class NvidiaGpuSimulatorKeys:
+class NvidiaGpuSimulatorKeys(EcKeySet):
     """The P-384 keys of a simulated GPU: the device chain (root to attestation key) and the RIM signing chain."""
+
+    curve: ClassVar[type[ec.EllipticCurve]] = ec.SECP384R1
 
     device_root: ec.EllipticCurvePrivateKey
     identity: ec.EllipticCurvePrivateKey
@@ -90,31 +93,6 @@ class NvidiaGpuSimulatorKeys:
     rim_ca: ec.EllipticCurvePrivateKey
     rim_l3: ec.EllipticCurvePrivateKey
     rim_signer: ec.EllipticCurvePrivateKey
-
-    @classmethod
-    def generate(cls) -> NvidiaGpuSimulatorKeys:
-        """Fresh random keys."""
-        return cls(*(ec.generate_private_key(ec.SECP384R1()) for _ in fields(cls)))
-
-    @classmethod
-    def from_pem(cls, pems: Mapping[str, bytes]) -> NvidiaGpuSimulatorKeys:
-        """Load unencrypted PKCS#8 PEM keys keyed by role (``"device_root"``, ``"identity"``, ... ``"rim_signer"``)."""
-        keys = []
-        for role in (field.name for field in fields(cls)):
-            key = serialization.load_pem_private_key(pems[role], password=None)
-            if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP384R1):
-                raise ValueError(f"the {role} key is not an EC P-384 private key")
-            keys.append(key)
-        return cls(*keys)
-
-    def to_pem(self) -> dict[str, bytes]:
-        """The keys as unencrypted PKCS#8 PEM, keyed by role (for test fixtures only)."""
-        return {
-            field.name: getattr(self, field.name).private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-            for field in fields(self)
-        }
 
 
 def default_measurements() -> dict[int, bytes]:

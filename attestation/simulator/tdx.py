@@ -26,9 +26,9 @@ import json
 import struct
 import urllib.parse
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
 from attestation._x509 import SIMULATOR_ORGANIZATION
+from attestation.simulator._keys import EcKeySet
 
 if TYPE_CHECKING:
     from attestation.tee.dcap.collateral import DcapCollateral
@@ -100,39 +101,16 @@ _TDX_COMPONENT_NAMES: tuple[dict[str, str], ...] = (
 
 
 @dataclass(frozen=True, slots=True)
-class TdxSimulatorKeys:
+class TdxSimulatorKeys(EcKeySet):
     """The five ECDSA P-256 keys of a simulated Intel DCAP PKI and quoting enclave."""
+
+    curve: ClassVar[type[ec.EllipticCurve]] = ec.SECP256R1
 
     root: ec.EllipticCurvePrivateKey
     pck_ca: ec.EllipticCurvePrivateKey
     pck: ec.EllipticCurvePrivateKey
     tcb_signing: ec.EllipticCurvePrivateKey
     attestation: ec.EllipticCurvePrivateKey
-
-    @classmethod
-    def generate(cls) -> TdxSimulatorKeys:
-        """Fresh random keys."""
-        return cls(*(ec.generate_private_key(ec.SECP256R1()) for _ in fields(cls)))
-
-    @classmethod
-    def from_pem(cls, pems: Mapping[str, bytes]) -> TdxSimulatorKeys:
-        """Load unencrypted PKCS#8 PEM keys keyed by role (``"root"``, ``"pck_ca"``, ``"pck"``, ...)."""
-        keys = []
-        for role in (field.name for field in fields(cls)):
-            key = serialization.load_pem_private_key(pems[role], password=None)
-            if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
-                raise ValueError(f"the {role} key is not an EC P-256 private key")
-            keys.append(key)
-        return cls(*keys)
-
-    def to_pem(self) -> dict[str, bytes]:
-        """The keys as unencrypted PKCS#8 PEM, keyed by role (for test fixtures only)."""
-        return {
-            field.name: getattr(self, field.name).private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-            for field in fields(self)
-        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,6 +69,12 @@ def init(directory: Path, json_output: bool) -> None:
     is_flag=True,
     help="INSECURE: plain HTTP on a non-loopback host (the admin token crosses the network in clear).",
 )
+@click.option(
+    "--fetch-collateral",
+    is_flag=True,
+    help="Fetch collateral evidence does not carry (SEV-SNP VCEKs from AMD KDS, Intel PCS collateral, an Azure "
+    "Attestation provider's key set), cached in STATE/collateral. Off: such evidence is unverifiable.",
+)
 def serve(
     state_dir: Path,
     db_url: str,
@@ -82,6 +88,7 @@ def serve(
     tls_cert: Path | None,
     tls_key: Path | None,
     insecure_plain_http: bool,
+    fetch_collateral: bool,
 ) -> None:
     """Serve the key broker (HTTPS with --tls-cert/--tls-key, else HTTP on loopback) until interrupted."""
     from ccdeploy.broker.app import CONFIG_ENVIRONMENT_VARIABLE, build_app  # noqa: PLC0415 - lazy CLI import
@@ -107,6 +114,7 @@ def serve(
         tls_cert=None if tls_cert is None else tls_cert.resolve(),
         tls_key=None if tls_key is None else tls_key.resolve(),
         insecure_plain_http=insecure_plain_http,
+        fetch_collateral=fetch_collateral,
     )
     listener = Listener(host, port, workers, config.tls_cert, config.tls_key)
     if listener.scheme == "http" and not is_loopback(host) and insecure_plain_http and not trust_proxy:

@@ -14,7 +14,9 @@ from typing import Any
 
 import click
 
-from attestation import MalformedEvidence, decode_evidence, detect_tee
+from attestation import AttestationError, Collateral, MalformedEvidence, decode_evidence, detect_tee
+from attestation._x509 import load_certificates
+from attestation.tee.dcap import DcapCollateral
 from ccdeploy._cli._output import emit_json, json_option, say
 from ccdeploy._cli._time import at_or_now
 from ccdeploy.errors import EXIT_COULD_NOT_CHECK, EXIT_DECISION, PolicyInvalid, UsageError
@@ -81,6 +83,37 @@ def _evidence(path: Path, tee_name: str | None) -> tuple[bytes, str]:
         raise UsageError(f"evidence {path}: {exc.message}") from None
 
 
+def _collateral(
+    dcap_file: Path | None,
+    rim_files: tuple[Path, ...],
+    ocsp_files: tuple[Path, ...],
+    jwks_file: Path | None,
+    signing_cert_file: Path | None,
+) -> Collateral:
+    dcap = None
+    if dcap_file is not None:
+        try:
+            dcap = DcapCollateral.from_dcap_qvl_json(_read(dcap_file, "--collateral"))
+        except AttestationError as exc:
+            raise UsageError(f"--collateral {dcap_file}: {exc.message}") from None
+    signing_cert = None
+    if signing_cert_file is not None:
+        try:
+            certs = load_certificates(_read(signing_cert_file, "--signing-cert"), f"--signing-cert {signing_cert_file}")
+        except AttestationError as exc:
+            raise UsageError(exc.message) from None
+        if len(certs) != 1:
+            raise UsageError(f"--signing-cert must hold exactly one certificate, {len(certs)} found")
+        signing_cert = certs[0]
+    return Collateral(
+        signing_cert=signing_cert,
+        dcap=dcap,
+        jwks=_read(jwks_file, "--jwks") if jwks_file is not None else None,
+        rims=tuple(_read(path, "--rim") for path in rim_files),
+        ocsp=tuple(_read(path, "--ocsp") for path in ocsp_files),
+    )
+
+
 def _default_signature(sealed: Path) -> Path | None:
     base = sealed.name.removesuffix(".ccseal") or sealed.name
     candidate = sealed.with_name(base + PROVENANCE_SUFFIX)
@@ -101,9 +134,18 @@ def _human(verdict: str, denial: DenialReason | None, checks: list[PolicyCheck],
 @click.option(
     "--type",
     "tee_name",
-    type=click.Choice(["nitro", "sev-snp"]),
+    type=click.Choice(["nitro", "sev-snp", "tdx", "maa", "composite"]),
     help="The evidence type (default: detected from its structure).",
 )
+@click.option(
+    "--collateral", "collateral_file", type=_FILE, metavar="FILE", help="TDX: DCAP collateral (dcap-qvl JSON)."
+)
+@click.option("--rim", "rim_files", multiple=True, type=_FILE, metavar="FILE", help="NVIDIA: a RIM (repeatable).")
+@click.option(
+    "--ocsp", "ocsp_files", multiple=True, type=_FILE, metavar="FILE", help="NVIDIA: a DER OCSP response (repeatable)."
+)
+@click.option("--jwks", "jwks_file", type=_FILE, metavar="FILE", help="MAA: the provider's key set (its /certs).")
+@click.option("--signing-cert", "signing_cert_file", type=_FILE, metavar="DER|PEM", help="SEV-SNP: the VCEK or VLEK.")
 @click.option("--at", "at_text", metavar="RFC3339", help="Decide at this instant (default: now).")
 @click.option("--sealed", type=_FILE, metavar="SEALED", help="Also check this sealed artifact's provenance and BOM.")
 @click.option(
@@ -117,6 +159,11 @@ def test_command(
     policy_file: Path,
     evidence_file: Path,
     tee_name: str | None,
+    collateral_file: Path | None,
+    rim_files: tuple[Path, ...],
+    ocsp_files: tuple[Path, ...],
+    jwks_file: Path | None,
+    signing_cert_file: Path | None,
     at_text: str | None,
     sealed: Path | None,
     signature: Path | None,
@@ -124,7 +171,8 @@ def test_command(
 ) -> None:
     """Dry-run FILE: show every check the broker would run (the nonce binding aside) and the verdict.
 
-    Exit 0 would release, 1 denied, 3 could not check (for example SEV-SNP evidence without its VCEK).
+    Exit 0 would release, 1 denied, 3 could not check (for example SEV-SNP evidence without its VCEK, or GPU
+    evidence without its RIMs). Nothing is fetched: give the collateral the broker would have.
     """
     if signature is not None and sealed is None:
         raise UsageError("--signature needs --sealed")
@@ -142,7 +190,8 @@ def test_command(
         header = sealed_digest_from_parts(head, parts).header
         model = {"name": header.model.name, "artifact_id": header.artifact_id}
         skipped = None
-    decision = appraise_evidence(loaded, evidence, tee, now=at, model=model)
+    collateral = _collateral(collateral_file, rim_files, ocsp_files, jwks_file, signing_cert_file)
+    decision = appraise_evidence(loaded, evidence, tee, now=at, model=model, collateral=collateral)
     checks.extend(decision.checks)
     if decision.denial is not None:
         denials.append(decision.denial)

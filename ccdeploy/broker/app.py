@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -38,6 +39,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from attestation import CachingFetcher, HttpFetcher
+from attestation.fetch import COLLATERAL_MAX_AGE_S
+from attestation.tee.sev_snp.kds import KDS_URL, kds_cache_max_age
 from ccdeploy.broker.auth import AdminAuth, read_token_file
 from ccdeploy.broker.config import BrokerConfig
 from ccdeploy.broker.keys import load_state
@@ -265,6 +269,19 @@ class _Handlers:
         return JSONResponse({"entries": entries})
 
 
+def collateral_fetcher(state_dir: Path) -> CachingFetcher:
+    """HTTPS fetching of attestation collateral, cached in ``STATE/collateral``.
+
+    AMD KDS answers are kept as long as KDS allows (VCEKs forever); Intel PCS collateral and attestation providers'
+    key sets change within a day and are kept for an hour.
+    """
+
+    def max_age(url: str) -> float | None:
+        return kds_cache_max_age(url) if url.startswith(KDS_URL) else COLLATERAL_MAX_AGE_S
+
+    return CachingFetcher(HttpFetcher(), state_dir / "collateral", max_age=max_age)
+
+
 def create_app(broker: BrokerApp) -> Starlette:
     """The broker's ASGI application.
 
@@ -314,6 +331,7 @@ def build_app(config: BrokerConfig, clock: Callable[[], datetime] | None = None)
             config.nonce_ttl,
             broker_id=state.broker_id,
             nonce_key=state.nonce_key,
+            fetcher=collateral_fetcher(config.state_dir) if config.fetch_collateral else None,
         )
         broker = BrokerApp(
             service=service,

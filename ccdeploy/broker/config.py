@@ -57,6 +57,10 @@ class BrokerConfig:
         insecure_plain_http: accept plain HTTP on a non-loopback host without a TLS-terminating proxy.
         max_body_bytes: the largest challenge/release request body.
         max_admin_body_bytes: the largest admin request body (a registration carries the sealed head).
+        fetch_collateral: fetch attestation collateral the evidence does not carry (an SEV-SNP VCEK from AMD KDS,
+            Intel PCS collateral for TDX, an Azure Attestation provider's key set from the policy's issuer), cached
+            under the state directory. Off: such evidence is unverifiable unless the request brings the collateral
+            (RIMs, OCSP answers and DCAP collateral are signed by their vendors, so an enclave may send them).
     """
 
     state_dir: Path
@@ -75,6 +79,7 @@ class BrokerConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     insecure_plain_http: bool = False
+    fetch_collateral: bool = False
 
     def __post_init__(self) -> None:
         if not self.kek_uris:

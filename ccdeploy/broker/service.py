@@ -29,12 +29,14 @@ import re
 import secrets
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from attestation import Fetcher
+from attestation import Collateral, Fetcher
 from attestation.claims import Claims
+from attestation.errors import AttestationError
+from attestation.tee.dcap.collateral import DcapCollateral
 from ccdeploy.broker.keys import NONCE_SIZE, NonceKey, NonceStatus
 from ccdeploy.broker.problems import Denied
 from ccdeploy.broker.store import BrokerStore, ModelRecord, NonceReplayed, NonceUse
@@ -54,7 +56,7 @@ from ccdeploy.release import decide, receipt
 from ccdeploy.release.binding import report_data_matches
 from ccdeploy.release.hpke import HpkeError, HpkeSuite, release_info, seal_to
 from ccdeploy.release.policy import ReleasePolicy, load_policy, policy_digest
-from ccdeploy.release.protocol import Challenge, DenialReason, ReleaseGrant, ReleaseRequest
+from ccdeploy.release.protocol import Challenge, DenialReason, ReleaseGrant, ReleaseRequest, RequestCollateral
 from ccdeploy.seal import _header
 from ccdeploy.seal.digest import sealed_digest_from_parts
 from ccdeploy.seal.keys import KekKeyProvider
@@ -68,6 +70,7 @@ __all__ = [
     "RegisteredModel",
     "Registration",
     "ReleaseService",
+    "merge_collateral",
     "parse_head",
 ]
 
@@ -205,6 +208,8 @@ class ReleaseService:
         suites: the HPKE suites the broker seals to.
         fetcher: fetches attestation collateral where a platform needs it (None: offline).
         model_check_ttl: how long a provenance/BOM decision is reused for the same policy, header and bundle.
+        collateral: the broker's own attestation collateral (NVIDIA RIMs and OCSP responses, Intel DCAP
+            collateral), merged with what a request brings (:func:`merge_collateral`).
     """
 
     def __init__(
@@ -221,6 +226,7 @@ class ReleaseService:
         suites: Sequence[HpkeSuite] = (HpkeSuite.XWING, HpkeSuite.X25519),
         fetcher: Fetcher | None = None,
         model_check_ttl: timedelta = timedelta(minutes=5),
+        collateral: Collateral | None = None,
     ) -> None:
         self._store = store
         self._keys = KekKeyProvider(keks)
@@ -233,6 +239,7 @@ class ReleaseService:
         self.suites = tuple(suites)
         self._fetcher = fetcher
         self._model_check_ttl = model_check_ttl
+        self._collateral = collateral
         self._policies: dict[str, ReleasePolicy] = {}
         self._heads: dict[tuple[bytes, tuple[str, ...]], tuple[ParsedHead, str]] = {}
         self._model_checks: dict[tuple[str, str, str, str], tuple[datetime, decide.ModelDecision]] = {}
@@ -297,6 +304,7 @@ class ReleaseService:
         head, artifact_digest = self._head(record)
         context.model(record, head, artifact_digest)
         self._check_suite(request)
+        collateral = merge_collateral(self._collateral, request.collateral)
         context.nonce = self._check_nonce(request.nonce, now)
         policy = self._policy(record.policy)
         evidence = decide.appraise_evidence(
@@ -305,6 +313,7 @@ class ReleaseService:
             request.evidence_type,
             now=now,
             fetcher=self._fetcher,
+            collateral=collateral,
             model={"name": record.name, "artifact_id": record.artifact_id},
         )
         checks = list(evidence.checks)
@@ -550,6 +559,36 @@ class ReleaseService:
             if record is not None:
                 found.append(RegisteredModel.of(record))
         return found
+
+
+def merge_collateral(own: Collateral | None, sent: RequestCollateral | None) -> Collateral | None:
+    """The broker's collateral with a request's added (duplicates dropped).
+
+    RIMs and OCSP responses from both are offered to the verifier, which uses those that verify and fit; for
+    DCAP collateral the broker's own, when it has any, wins over the request's (both must verify to Intel's root,
+    the broker's is what its operator chose to trust as current).
+
+    Raises:
+        Denied: MALFORMED_REQUEST (400) when the request's DCAP collateral is not dcap-qvl collateral JSON.
+    """
+    if sent is None:
+        return own
+    base = own if own is not None else Collateral()
+    dcap = base.dcap
+    if dcap is None and sent.dcap is not None:
+        try:
+            dcap = DcapCollateral.from_dcap_qvl_json(sent.dcap.encode("utf-8", "surrogatepass"))
+        except (AttestationError, UnicodeError) as exc:
+            detail = exc.message if isinstance(exc, AttestationError) else "not UTF-8"
+            raise Denied(
+                DenialReason.MALFORMED_REQUEST, f"collateral.dcap is not dcap-qvl collateral JSON: {detail}", status=400
+            ) from None
+    return replace(
+        base,
+        rims=tuple(dict.fromkeys((*base.rims, *sent.rims))),
+        ocsp=tuple(dict.fromkeys((*base.ocsp, *sent.ocsp))),
+        dcap=dcap,
+    )
 
 
 class _Context:

@@ -17,11 +17,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from cryptography import x509
 from sigstore.models import TrustedRoot
 
 import attestation
-from attestation import Claims, Collateral, CouldNotVerify, DebugNotAllowed, EvidenceInvalid, Fetcher, Tee
-from attestation.errors import AttestationError
+from attestation import Claims, Collateral, CouldNotVerify, DebugNotAllowed, Fetcher, Tee
+from attestation.composite import CompositeVerifier, parse_composite
+from attestation.errors import AttestationError, NonceMismatch, ReferenceValueViolation
+from attestation.roots import pinned_roots
+from attestation.verify import Verifier
 from ccdeploy._checks import Check
 from ccdeploy.errors import CcdError, SignatureInvalid, UntrustedSigner
 from ccdeploy.provenance.predicates import SEAL_BUILD_TYPE, SLSA_PREDICATE_TYPE
@@ -33,7 +37,7 @@ from ccdeploy.provenance.verify import (
     sealed_target,
     verify_bundle,
 )
-from ccdeploy.release.policy import GPU_VERIFICATION_AVAILABLE, ProvenanceRequirement, ReleasePolicy
+from ccdeploy.release.policy import ProvenanceRequirement, ReleasePolicy
 from ccdeploy.release.protocol import DenialReason
 from ccdeploy.seal.digest import DIGEST_ALGORITHM, SealedDigest, sealed_digest_from_parts
 
@@ -48,7 +52,6 @@ __all__ = [
 
 CLOCK_SKEW = timedelta(seconds=60)
 """Evidence may state a time this far after ``now`` (the enclave's clock runs ahead) and still be fresh."""
-GPU_NOT_AVAILABLE = "the policy requires a confidential GPU, but GPU evidence verification is not available yet"
 
 
 PolicyCheck = Check
@@ -110,6 +113,15 @@ class _Outcome:
 # --- evidence -------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Target:
+    """What the evidence claims to be: its type, and for composite evidence the CPU type and the GPU count."""
+
+    tee: Tee
+    cpu: Tee
+    gpus: int = 0
+
+
 def appraise_evidence(
     policy: ReleasePolicy,
     evidence: bytes,
@@ -122,17 +134,22 @@ def appraise_evidence(
 ) -> EvidenceDecision:
     """Verify ``evidence`` at ``now`` and appraise its claims against ``policy`` (the nonce is not checked here).
 
-    Order: platform accepted → signature and chain (roots from ``policy.trust_roots`` for the platform, else
-    the pinned ones; simulator roots only with ``unsafe_accept_simulator_roots``) → reference values and debug →
-    evidence age → GPU requirement → CEL expressions.
+    Order: platform accepted (for composite evidence: its CPU type) → signature and chain (roots from
+    ``policy.trust_roots`` for the platform, else the pinned ones; simulator roots only with
+    ``unsafe_accept_simulator_roots``; for composite evidence every GPU too, its measurements against NVIDIA's
+    RIMs and its nonce derived from the CPU's report data) → reference values, debug, and every check that could
+    not be made for want of collateral → evidence age → GPU requirement (count, driver, VBIOS, OCSP) → CEL
+    expressions.
 
     Args:
         policy: The model's release policy.
         evidence: Raw evidence bytes.
-        evidence_type: The attestation TEE type (``nitro``, ``sev-snp``).
+        evidence_type: The attestation TEE type (``nitro``, ``sev-snp``, ``tdx``, ``maa``, ``composite``).
         now: The decision time (timezone-aware); certificates are checked at it and the evidence age taken from it.
-        fetcher: Fetches missing collateral (SEV-SNP VCEK); ``None``: offline.
-        collateral: Collateral supplied with the evidence (SEV-SNP VCEK/VLEK and chain).
+        fetcher: Fetches missing collateral (SEV-SNP VCEK, Intel PCS collateral, the MAA provider's keys);
+            ``None``: offline.
+        collateral: Collateral supplied with the evidence (SEV-SNP VCEK/VLEK and chain, DCAP collateral, NVIDIA
+            RIMs and OCSP responses, an MAA JWKS).
         model: ``{"name", "artifact_id"}``, the ``model`` variable of CEL expressions.
 
     Returns:
@@ -144,22 +161,17 @@ def appraise_evidence(
     if now.utcoffset() is None:
         raise ValueError("now must be a timezone-aware datetime")
     outcome = _Outcome()
-    tee = _accepted_tee(policy, evidence_type, outcome)
-    if tee is None:
+    target = _accepted_target(policy, evidence, evidence_type, outcome)
+    if target is None:
         return EvidenceDecision(None, tuple(outcome.checks), outcome.denial, outcome.detail)
-    claims = _verify(policy, evidence, tee, now, fetcher, collateral, outcome)
+    claims = _verify(policy, evidence, target, now, fetcher, collateral, outcome)
     if claims is None:
         return EvidenceDecision(None, tuple(outcome.checks), outcome.denial, outcome.detail)
     appraisal = attestation.appraise(claims, policy.reference_values(), nonce=None)
     for result in appraisal.results:
-        debug = issubclass(result.error, DebugNotAllowed)
-        reason = DenialReason.DEBUG_NOT_ALLOWED if debug else DenialReason.MEASUREMENT_MISMATCH
-        outcome.add(result.name, result.ok, result.detail, reason)
+        outcome.add(result.name, result.ok, result.detail, _appraisal_reason(result.error))
     _age(policy, claims, now, outcome)
-    if policy.gpu.required and not GPU_VERIFICATION_AVAILABLE:
-        outcome.add("gpu", False, GPU_NOT_AVAILABLE, DenialReason.GPU_REQUIRED)
-    else:
-        outcome.add("gpu", True, "no confidential GPU required", DenialReason.GPU_REQUIRED)
+    _gpus(policy, claims, target, outcome)
     if policy.cel:
         document = claims.to_dict()
         activation_model = dict(model) if model is not None else {}
@@ -169,54 +181,161 @@ def appraise_evidence(
     return EvidenceDecision(claims, tuple(outcome.checks), outcome.denial, outcome.detail)
 
 
-def _accepted_tee(policy: ReleasePolicy, evidence_type: str, outcome: _Outcome) -> Tee | None:
+def _appraisal_reason(error: type[AttestationError]) -> DenialReason:
+    if issubclass(error, DebugNotAllowed):
+        return DenialReason.DEBUG_NOT_ALLOWED
+    if issubclass(error, CouldNotVerify):  # a check left undone for want of collateral (RIMs, DCAP collateral)
+        return DenialReason.EVIDENCE_UNVERIFIABLE
+    return DenialReason.MEASUREMENT_MISMATCH
+
+
+def _accepted_target(policy: ReleasePolicy, evidence: bytes, evidence_type: str, outcome: _Outcome) -> _Target | None:
     accepted = ", ".join(policy.platforms.names())
     try:
         tee = Tee(evidence_type)
     except ValueError:
-        detail = f"unknown evidence type {evidence_type[:40]!r}; the policy accepts {accepted}"
+        tee = None
+    if tee is None or tee not in _EVIDENCE_TYPES:
+        detail = f"unknown evidence type {evidence_type[:40]!r}; the policy accepts {accepted} (alone or composite)"
         outcome.add("platform", False, detail, DenialReason.PLATFORM_NOT_ACCEPTED)
         return None
-    ok = policy.platforms.accepts(tee)
-    detail = f"{tee.value} is {'' if ok else 'not '}accepted (the policy accepts {accepted})"
+    target = _Target(tee, tee)
+    described = tee.value
+    if tee is Tee.COMPOSITE:
+        try:
+            document = parse_composite(evidence)
+        except AttestationError as exc:
+            outcome.add("evidence", False, exc.diagnostics(), DenialReason.EVIDENCE_INVALID)
+            return None
+        target = _Target(tee, document.cpu_type, len(document.gpus))
+        described = f"composite evidence of a {document.cpu_type.value} CPU and {target.gpus} GPU(s):"
+        described += f" {document.cpu_type.value}"
+    ok = policy.platforms.accepts(target.cpu)
+    detail = f"{described} is {'' if ok else 'not '}accepted (the policy accepts {accepted})"
     outcome.add("platform", ok, detail, DenialReason.PLATFORM_NOT_ACCEPTED)
-    return tee if ok else None
+    return target if ok else None
+
+
+_EVIDENCE_TYPES = frozenset({Tee.NITRO, Tee.SEV_SNP, Tee.TDX, Tee.MAA, Tee.COMPOSITE})
+"""Evidence types a release request may carry (a GPU alone proves nothing about the CPU that holds the key)."""
+
+
+def _roots(policy: ReleasePolicy, tee: Tee) -> tuple[x509.Certificate, ...] | None:
+    return policy.trust_roots.for_tee(tee) if policy.trust_roots is not None else None
+
+
+def _verifier(policy: ReleasePolicy, target: _Target) -> tuple[Verifier | None, tuple[x509.Certificate, ...] | None]:
+    """The configured verifier (``None``: the registered default) and the trust anchors for ``target``."""
+    cpu_verifiers: dict[Tee, Verifier] = {}
+    if target.cpu is Tee.MAA and policy.platforms.maa is not None:
+        from attestation.tee.maa import MaaVerifier  # noqa: PLC0415 - loaded only for Azure Attestation tokens
+
+        cpu_verifiers[Tee.MAA] = MaaVerifier(issuer=policy.platforms.maa.issuer)
+    if target.tee is not Tee.COMPOSITE:
+        return cpu_verifiers.get(target.tee), _roots(policy, target.tee)
+    from attestation.tee.nvidia import NvidiaGpuVerifier  # noqa: PLC0415 - loaded only for composite evidence
+
+    rim_roots = policy.trust_roots.nvidia_rim if policy.trust_roots is not None else None
+    cpu_roots = _roots(policy, target.cpu) or pinned_roots(target.cpu)
+    gpu_roots = _roots(policy, Tee.NVIDIA_GPU) or pinned_roots(Tee.NVIDIA_GPU)
+    verifier = CompositeVerifier(
+        cpu_verifiers=cpu_verifiers,
+        gpu_verifier=NvidiaGpuVerifier(rim_roots=rim_roots),
+        cpu_roots=cpu_roots,
+        gpu_roots=gpu_roots,
+    )
+    return verifier, tuple(dict.fromkeys((*cpu_roots, *gpu_roots)))
 
 
 def _verify(
     policy: ReleasePolicy,
     evidence: bytes,
-    tee: Tee,
+    target: _Target,
     now: datetime,
     fetcher: Fetcher | None,
     collateral: Collateral | None,
     outcome: _Outcome,
 ) -> Claims | None:
-    roots = policy.trust_roots.for_tee(tee) if policy.trust_roots is not None else None
+    verifier, roots = _verifier(policy, target)
     try:
         claims = attestation.verify(
             evidence,
-            tee=tee,
+            tee=target.tee,
             at=now,
             roots=roots,
             collateral=collateral,
             fetcher=fetcher,
             unsafe_allow_simulator_roots=policy.unsafe_accept_simulator_roots,
+            verifier=verifier,
         )
     except CouldNotVerify as exc:
         outcome.add("evidence", False, exc.diagnostics(), DenialReason.EVIDENCE_UNVERIFIABLE)
         return None
-    except (EvidenceInvalid, AttestationError) as exc:
+    except NonceMismatch as exc:  # a GPU answered a nonce not derived from this CPU evidence
+        outcome.add("evidence", False, exc.diagnostics(), DenialReason.BINDING_MISMATCH)
+        return None
+    except ReferenceValueViolation as exc:  # a GPU's measurements differ from NVIDIA's signed RIMs
+        name = "gpu.measurements" if target.tee is Tee.COMPOSITE else "evidence"
+        outcome.add(name, False, exc.diagnostics(), DenialReason.MEASUREMENT_MISMATCH)
+        return None
+    except AttestationError as exc:
         outcome.add("evidence", False, exc.diagnostics(), DenialReason.EVIDENCE_INVALID)
         return None
-    anchor = "policy trust root" if roots is not None else "pinned root"
+    anchor = "policy trust root" if _roots(policy, target.cpu) is not None else "pinned root"
     simulated = " (an evidence-simulator root, accepted by the policy)" if claims.signer.simulated else ""
+    devices = f" with {len(claims.devices)} GPU(s) bound to it" if claims.devices else ""
     detail = (
-        f"{claims.platform} evidence verifies at {now.isoformat()} to the {anchor} "
+        f"{claims.platform} evidence{devices} verifies at {now.isoformat()} to the {anchor} "
         f"sha256:{claims.signer.root_sha256}{simulated}"
     )
     outcome.add("evidence", True, detail, DenialReason.EVIDENCE_INVALID)
     return claims
+
+
+def _gpus(policy: ReleasePolicy, claims: Claims, target: _Target, outcome: _Outcome) -> None:
+    """The policy's GPU requirement: enough GPUs, each with an accepted driver and VBIOS, OCSP when required."""
+    requirement = policy.gpu
+    devices = claims.devices
+    if not requirement.required:
+        detail = "no confidential GPU required"
+        if devices:
+            detail += f"; {len(devices)} GPU(s) verified against NVIDIA's RIMs and bound to the CPU evidence"
+        outcome.add("gpu", True, detail, DenialReason.GPU_REQUIRED)
+        return
+    wanted = requirement.minimum_count
+    if target.tee is not Tee.COMPOSITE:
+        detail = (
+            f"the policy requires {wanted} confidential GPU(s); the evidence is {target.tee.value} alone "
+            "(GPUs are attested only in composite evidence)"
+        )
+        outcome.add("gpu.count", False, detail, DenialReason.GPU_REQUIRED)
+        return
+    names = ", ".join(_device_name(device, index) for index, device in enumerate(devices))
+    detail = f"{len(devices)} GPU(s) verified and bound to the CPU evidence ({names}); at least {wanted} required"
+    outcome.add("gpu.count", len(devices) >= wanted, detail, DenialReason.GPU_REQUIRED)
+    for index, device in enumerate(devices):
+        name = _device_name(device, index)
+        for check, field, accepted in (
+            ("driver", "driver_version", requirement.drivers),
+            ("vbios", "vbios_version", requirement.vbios),
+        ):
+            if accepted:
+                actual = device.vendor.get(field)
+                ok = isinstance(actual, str) and actual in accepted
+                detail = f"{name} {check} version {actual!s:.64}, one of {', '.join(accepted)} required"
+                outcome.add(f"gpu.{name}.{check}", ok, detail, DenialReason.GPU_INVALID)
+        if requirement.require_ocsp:
+            status = device.vendor.get("ocsp")
+            ok = status == "good"
+            detail = f"{name} certificate status by OCSP: {status!s:.32} ({device.signer.revocation})"
+            if not ok:
+                detail += "; fresh good OCSP responses for every certificate are required"
+            outcome.add(f"gpu.{name}.ocsp", ok, detail, DenialReason.GPU_INVALID)
+
+
+def _device_name(device: Claims, index: int) -> str:
+    name = device.vendor.get("device")
+    return name if isinstance(name, str) and name else f"gpus[{index}]"
 
 
 def _age(policy: ReleasePolicy, claims: Claims, now: datetime, outcome: _Outcome) -> None:

@@ -19,6 +19,7 @@ Sketch (``version`` and ``platforms`` are required)::
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
@@ -29,7 +30,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from attestation._x509 import SIMULATOR_ORGANIZATION
 from attestation.claims import Tee
-from attestation.reference import NitroReference, ReferenceValues, SnpReference
+from attestation.reference import MaaReference, NitroReference, ReferenceValues, SnpReference, TdxReference
 from attestation.reference import _UniqueKeyLoader as _ReferenceLoader
 from ccdeploy.errors import PolicyInvalid, TrustRootInvalid
 from ccdeploy.provenance.verify._keys import TrustedKey, load_trusted_key
@@ -40,6 +41,7 @@ __all__ = [
     "BomRequirement",
     "Finding",
     "GpuRequirement",
+    "MaaPolicy",
     "Platforms",
     "ProvenanceRequirement",
     "ReleasePolicy",
@@ -54,8 +56,6 @@ MAX_POLICY_BYTES = 1 << 20
 """A policy is a short document people review; anything larger is refused before parsing."""
 LONG_EVIDENCE_AGE = 3600
 """``max_evidence_age`` above this (seconds) draws a lint warning."""
-GPU_VERIFICATION_AVAILABLE = False
-"""GPU evidence verification is the next attestation issue; until it lands ``gpu.required`` fails closed."""
 SHA384_BYTES = 48
 """Nitro PCRs and the SEV-SNP launch measurement (and ID/author key digests) are SHA-384 values."""
 NITRO_CODE_PCR = 0
@@ -72,6 +72,17 @@ _SNP_LENGTHS = {
     "image_id": 16,
 }
 """Byte lengths of the SEV-SNP report fields a policy may pin (AMD SEV-SNP ABI, ATTESTATION_REPORT)."""
+_TDX_LENGTHS = {
+    **{
+        name: SHA384_BYTES
+        for name in ("mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "mrconfigid", "mrowner", "mrownerconfig", "mrseam")
+    },
+    "report_data": 64,
+}
+"""Byte lengths of the TD report fields a policy may pin (Intel TDX DCAP quote, TD report body)."""
+_MAA_LENGTHS = {"mrenclave": 32, "mrsigner": 32, "launch_measurement": SHA384_BYTES, "mrtd": SHA384_BYTES}
+"""Byte lengths of the measurements an Azure Attestation token states (SGX, SEV-SNP CVM, TDX CVM)."""
+_MAA_CODE_IDENTITY = ("mrenclave", "mrsigner", "launch_measurement", "mrtd")
 
 
 class _UniqueKeyLoader(_ReferenceLoader):
@@ -143,16 +154,59 @@ def _wrong_lengths(name: str, values: tuple[bytes, ...], length: int) -> list[st
     ]
 
 
+def _issuer(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("the issuer must be the attestation provider's URL")
+    text = value.rstrip("/")
+    if not _ISSUER.match(text):
+        raise ValueError(f"the issuer must be an https URL with a host and no query or fragment, not {value[:80]!r}")
+    return text
+
+
+_ISSUER = re.compile(r"\Ahttps://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?\Z")
+IssuerUrl = Annotated[str, BeforeValidator(_issuer)]
+
+
+class MaaPolicy(MaaReference):
+    """The ``maa`` platform: an Azure Attestation token's expected claims and the provider it must come from.
+
+    ``issuer`` is required: one regional signing key serves several attestation providers, so a token's valid
+    signature says nothing about which provider (and which attestation policy) issued it.
+    """
+
+    issuer: IssuerUrl
+
+    @model_validator(mode="after")
+    def _expects_a_claim(self) -> Self:
+        if not self.model_fields_set - {"issuer"}:
+            raise ValueError("maa names only its issuer: it would check no claim of the token")
+        return self
+
+    def reference(self) -> MaaReference:
+        """The attestation library's reference values (without the issuer, which the verifier pins)."""
+        return MaaReference.model_validate(self.model_dump(exclude={"issuer"}, exclude_unset=True))
+
+
+def _values(value: object) -> tuple[bytes, ...]:
+    if isinstance(value, bytes):
+        return (value,)
+    if isinstance(value, tuple):
+        return tuple(item for item in value if isinstance(item, bytes))
+    return ()
+
+
 class Platforms(_Strict):
     """The accepted platforms and their reference values (the attestation library's sections); at least one."""
 
     nitro: NitroReference | None = None
     sev_snp: SnpReference | None = Field(None, alias="sev-snp")
+    tdx: TdxReference | None = None
+    maa: MaaPolicy | None = None
 
     @model_validator(mode="after")
     def _at_least_one(self) -> Self:
-        if self.nitro is None and self.sev_snp is None:
-            raise ValueError("no platform is accepted: name nitro and/or sev-snp with its reference values")
+        if not self.names():
+            raise ValueError("no platform is accepted: name nitro, sev-snp, tdx and/or maa with its reference values")
         return self
 
     @model_validator(mode="after")
@@ -163,27 +217,48 @@ class Platforms(_Strict):
         if self.nitro is not None:
             for index, values in sorted(self.nitro.pcrs.items()):
                 problems += _wrong_lengths(f"nitro.pcrs.{index}", values, SHA384_BYTES)
-        if self.sev_snp is not None:
-            for field, length in _SNP_LENGTHS.items():
-                value = getattr(self.sev_snp, field)
-                values = value if isinstance(value, tuple) else () if value is None else (value,)
-                problems += _wrong_lengths(f"sev-snp.{field}", values, length)
+        for section, name, lengths in (
+            (self.sev_snp, "sev-snp", _SNP_LENGTHS),
+            (self.tdx, "tdx", _TDX_LENGTHS),
+            (self.maa, "maa", _MAA_LENGTHS),
+        ):
+            if section is not None:
+                for field, length in lengths.items():
+                    problems += _wrong_lengths(f"{name}.{field}", _values(getattr(section, field)), length)
         if problems:
             raise ValueError("; ".join(problems))
         return self
 
     def code_identity_gaps(self) -> list[str]:
-        """The accepted platforms whose reference values pin no code identity (Nitro PCR0, SNP ``measurement``)."""
+        """The accepted platforms whose reference values pin no code identity.
+
+        The code identity is Nitro PCR0, the SNP ``measurement``, the TDX ``mrtd``, or an MAA token's
+        ``mrenclave``, ``mrsigner``, ``launch_measurement`` or ``mrtd``.
+        """
         gaps: list[str] = []
         if self.nitro is not None and NITRO_CODE_PCR not in self.nitro.pcrs:
             gaps.append(f"nitro pins no PCR{NITRO_CODE_PCR} (the enclave image hash)")
         if self.sev_snp is not None and self.sev_snp.measurement is None:
             gaps.append("sev-snp pins no measurement (the launch digest)")
+        if self.tdx is not None and self.tdx.mrtd is None:
+            gaps.append("tdx pins no mrtd (the TD's build-time measurement)")
+        if self.maa is not None and all(getattr(self.maa, name) is None for name in _MAA_CODE_IDENTITY):
+            gaps.append("maa pins none of " + ", ".join(_MAA_CODE_IDENTITY))
         return gaps
 
+    def section(self, tee: Tee) -> BaseModel | None:
+        """The reference values given for ``tee`` (``None``: not accepted)."""
+        sections: dict[Tee, BaseModel | None] = {
+            Tee.NITRO: self.nitro,
+            Tee.SEV_SNP: self.sev_snp,
+            Tee.TDX: self.tdx,
+            Tee.MAA: self.maa,
+        }
+        return sections.get(tee)
+
     def accepts(self, tee: Tee) -> bool:
-        """Whether evidence of ``tee`` may be appraised under this policy."""
-        return {Tee.NITRO: self.nitro, Tee.SEV_SNP: self.sev_snp}.get(tee) is not None
+        """Whether evidence of ``tee`` may be appraised under this policy (composite: see its CPU type)."""
+        return self.section(tee) is not None
 
     def names(self) -> list[str]:
         """The accepted platforms' names."""
@@ -191,31 +266,70 @@ class Platforms(_Strict):
 
 
 class TrustRoots(_Strict):
-    """Per-platform trust anchors (inline PEM) that replace the pinned vendor roots."""
+    """Per-platform trust anchors (inline PEM) that replace the pinned vendor roots.
+
+    ``nvidia-gpu`` anchors GPU device-identity chains; ``nvidia-rim`` anchors the chains of the RIMs (NVIDIA's
+    signed reference measurements) and nothing else.
+    """
 
     nitro: Certificates | None = None
     sev_snp: Certificates | None = Field(None, alias="sev-snp")
+    tdx: Certificates | None = None
+    nvidia_gpu: Certificates | None = Field(None, alias="nvidia-gpu")
+    nvidia_rim: Certificates | None = Field(None, alias="nvidia-rim")
 
     def for_tee(self, tee: Tee) -> tuple[x509.Certificate, ...] | None:
         """The roots given for ``tee``, or ``None`` (use the pinned ones)."""
-        return {Tee.NITRO: self.nitro, Tee.SEV_SNP: self.sev_snp}.get(tee)
+        roots: dict[Tee, tuple[x509.Certificate, ...] | None] = {
+            Tee.NITRO: self.nitro,
+            Tee.SEV_SNP: self.sev_snp,
+            Tee.TDX: self.tdx,
+            Tee.NVIDIA_GPU: self.nvidia_gpu,
+        }
+        return roots.get(tee)
+
+    def named(self) -> dict[str, tuple[x509.Certificate, ...]]:
+        """Every section given, by its policy name."""
+        found = {
+            "nitro": self.nitro,
+            "sev-snp": self.sev_snp,
+            "tdx": self.tdx,
+            "nvidia-gpu": self.nvidia_gpu,
+            "nvidia-rim": self.nvidia_rim,
+        }
+        return {name: roots for name, roots in found.items() if roots is not None}
 
 
 class GpuRequirement(_Strict):
-    """Whether a confidential GPU is required, and its accepted driver and VBIOS reference values."""
+    """Whether confidential GPUs are required (composite evidence), how many, and their accepted versions.
+
+    With ``required: true`` the evidence must be composite (CPU plus GPUs bound to one nonce) with at least
+    ``count`` GPUs (default 1), each GPU's driver and VBIOS among ``drivers`` / ``vbios`` when those are given,
+    and each GPU's certificates shown good by OCSP when ``require_ocsp`` is true. Every GPU's measurements are
+    always compared with NVIDIA's signed RIMs, whatever this section says.
+    """
 
     required: bool = Field(False, strict=True)
+    count: int | None = Field(None, ge=1, le=64, strict=True)
     drivers: tuple[Text, ...] = ()
     vbios: tuple[Text, ...] = ()
+    require_ocsp: bool = Field(False, strict=True)
 
     @model_validator(mode="after")
     def _checks_when_required(self) -> Self:
-        if not self.required and (self.drivers or self.vbios):
+        if not self.required and (self.drivers or self.vbios or self.count is not None or self.require_ocsp):
             raise ValueError(
-                "drivers/vbios are only checked when required is true: as written they would check nothing "
-                "(set required: true, or remove them)"
+                "count/drivers/vbios/require_ocsp are only checked when required is true: as written they would "
+                "check nothing (set required: true, or remove them)"
             )
         return self
+
+    @property
+    def minimum_count(self) -> int:
+        """How many GPUs the evidence must carry (0 when none is required)."""
+        if not self.required:
+            return 0
+        return 1 if self.count is None else self.count
 
 
 class ProvenanceRequirement(_Strict):
@@ -289,13 +403,25 @@ class ReleasePolicy(_Strict):
             )
         if self.trust_roots is not None:
             for tee in Tee:
+                if tee is Tee.NVIDIA_GPU:  # GPUs come with any accepted CPU platform (composite evidence)
+                    continue
                 if self.trust_roots.for_tee(tee) is not None and not self.platforms.accepts(tee):
                     raise ValueError(f"trust_roots names {tee.value}, which platforms does not accept")
         return self
 
     def reference_values(self) -> ReferenceValues:
-        """The attestation library's reference values this policy appraises claims against."""
-        return ReferenceValues(allow_debug=self.allow_debug, nitro=self.platforms.nitro, sev_snp=self.platforms.sev_snp)
+        """The attestation library's reference values this policy appraises claims against.
+
+        These are the CPU sections; GPU versions and OCSP are checked by the release decision from ``gpu``.
+        """
+        maa = self.platforms.maa
+        return ReferenceValues(
+            allow_debug=self.allow_debug,
+            nitro=self.platforms.nitro,
+            sev_snp=self.platforms.sev_snp,
+            tdx=self.platforms.tdx,
+            maa=None if maa is None else maa.reference(),
+        )
 
 
 def policy_digest(data: bytes) -> str:
@@ -382,9 +508,8 @@ def lint(policy: ReleasePolicy) -> list[Finding]:
             )
         )
     roots = policy.trust_roots
-    simulated = [
-        tee.value for tee in Tee if roots is not None and any(_is_simulator_root(c) for c in roots.for_tee(tee) or ())
-    ]
+    named = {} if roots is None else roots.named()
+    simulated = [name for name, certificates in named.items() if any(_is_simulator_root(c) for c in certificates)]
     if simulated and not policy.unsafe_accept_simulator_roots:
         findings.append(
             Finding(
@@ -419,19 +544,44 @@ def lint(policy: ReleasePolicy) -> list[Finding]:
                 f"enclave (at most {LONG_EVIDENCE_AGE} s is advised)",
             )
         )
-    if policy.gpu.required and not GPU_VERIFICATION_AVAILABLE:
+    if policy.gpu.required:
         findings.append(
             Finding(
-                "warn",
-                "gpu.required is true, but GPU evidence verification is not available yet: every release is denied",
+                "info",
+                "gpu.required is true: composite evidence needs NVIDIA's driver and VBIOS RIMs (sent by the enclave "
+                "as collateral or configured at the broker), otherwise every GPU is unverifiable",
             )
         )
+        if policy.gpu.require_ocsp:
+            findings.append(
+                Finding(
+                    "info",
+                    "gpu.require_ocsp is true: the enclave or the broker must supply fresh OCSP responses for every "
+                    "GPU certificate",
+                )
+            )
     if policy.platforms.sev_snp is not None:
         findings.append(
             Finding(
                 "info",
                 "sev-snp evidence needs its VCEK/VLEK: the broker must be given collateral or a fetcher, "
                 "otherwise it is unverifiable",
+            )
+        )
+    if policy.platforms.tdx is not None:
+        findings.append(
+            Finding(
+                "info",
+                "tdx evidence needs Intel's DCAP collateral (TCB Info, QE Identity, CRLs): sent by the enclave or "
+                "fetched by the broker, otherwise it is unverifiable",
+            )
+        )
+    if policy.platforms.maa is not None:
+        findings.append(
+            Finding(
+                "info",
+                f"maa tokens are verified with {policy.platforms.maa.issuer}/certs (fetched by the broker): tokens of "
+                "any other attestation provider are refused",
             )
         )
     return findings

@@ -32,12 +32,20 @@ __all__ = [
     "Problem",
     "ReleaseGrant",
     "ReleaseRequest",
+    "RequestCollateral",
     "b64",
 ]
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://ccdeploy.dev/problems/"
 MAX_EVIDENCE_BYTES = 256 * 1024
+MAX_RIMS = 16
+"""Two RIMs (driver and VBIOS) per GPU model; a few models at most."""
+MAX_RIM_BYTES = 128 * 1024
+MAX_OCSP_RESPONSES = 32
+"""One per non-root certificate of each GPU's device chain and each RIM signer chain."""
+MAX_OCSP_BYTES = 8 * 1024
+MAX_DCAP_BYTES = 256 * 1024
 
 
 def b64(data: bytes) -> str:
@@ -84,6 +92,7 @@ class DenialReason(enum.StrEnum):
     DEBUG_NOT_ALLOWED = "debug-not-allowed"
     MEASUREMENT_MISMATCH = "measurement-mismatch"
     GPU_REQUIRED = "gpu-required"
+    GPU_INVALID = "gpu-invalid"
     POLICY_EXPRESSION_FAILED = "policy-expression-failed"
     PROVENANCE_MISSING = "provenance-missing"
     PROVENANCE_INVALID = "provenance-invalid"
@@ -118,6 +127,25 @@ class Challenge(_Wire):
     expires_at: datetime
 
 
+class RequestCollateral(_Wire):
+    """Collateral the enclave sends with its evidence, so that an offline broker can verify it.
+
+    Everything here is signed by its vendor (RIMs by NVIDIA's RIM signing CA, OCSP responses by the certificates'
+    issuers, DCAP collateral by Intel's TCB signing key and CAs) and checked against pinned or policy roots, so an
+    untrusted sender cannot forge it; at most it can send stale or irrelevant documents, which verify to nothing.
+    The broker adds its own collateral (see ``ReleaseService``).
+    """
+
+    rims: tuple[Annotated[B64, Field(min_length=1, max_length=MAX_RIM_BYTES)], ...] = Field((), max_length=MAX_RIMS)
+    """NVIDIA RIMs (SWID XML with an enveloped signature), driver and VBIOS."""
+    ocsp: tuple[Annotated[B64, Field(min_length=1, max_length=MAX_OCSP_BYTES)], ...] = Field(
+        (), max_length=MAX_OCSP_RESPONSES
+    )
+    """DER OCSP responses for the GPUs' certificates."""
+    dcap: Annotated[str, Field(min_length=2, max_length=MAX_DCAP_BYTES)] | None = None
+    """Intel DCAP collateral for a TDX quote, as dcap-qvl's ``QuoteCollateralV3`` JSON text."""
+
+
 class ReleaseRequest(_Wire):
     """``POST /v1/release``: the model wanted, evidence bound to the nonce and the enclave's keys."""
 
@@ -125,11 +153,14 @@ class ReleaseRequest(_Wire):
     nonce: B64
     evidence: Annotated[B64, Field(max_length=MAX_EVIDENCE_BYTES)]
     evidence_type: Annotated[str, Field(min_length=1, max_length=40)]
-    """The attestation TEE type (``nitro``, ``sev-snp``, …), as ``ccdeploy attest verify --type`` names it."""
+    """The attestation TEE type (``nitro``, ``sev-snp``, ``tdx``, ``maa``, ``composite``), as
+    ``ccdeploy attest verify --type`` names it."""
     hpke_suite: HpkeSuite = HpkeSuite.XWING
     hpke_public_key: B64
     tls_public_key: Annotated[B64, Field(max_length=4096)]
     """DER SubjectPublicKeyInfo of the enclave's TLS key."""
+    collateral: RequestCollateral | None = None
+    """Vendor-signed collateral for the evidence (NVIDIA RIMs and OCSP responses, Intel DCAP collateral)."""
 
 
 class ReleaseGrant(_Wire):

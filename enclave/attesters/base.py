@@ -85,6 +85,12 @@ ATTESTER_FOR_NAME: dict[str, str] = {
     "tdx": "enclave.attesters.tdx:TdxAttester",
     "azure-vtpm": "enclave.attesters.azure_vtpm:AzureVtpmAttester",
     "nvidia-gpu": "enclave.attesters.nvidia:NvidiaGpuAttester",
+    # Composite evidence (see enclave.attesters.composite): a hardware CPU with every GPU NVML lists.
+    "tdx+nvidia-gpu": "enclave.attesters.composite:TdxNvidiaAttester",
+    "sev-snp+nvidia-gpu": "enclave.attesters.composite:SevSnpNvidiaAttester",
+    # Simulators built from arguments (``simulator=``...); simulated composites are named <cpu>+<n>gpu (bootstrap).
+    "simulator-tdx": "enclave.attesters.simulator_tdx:SimulatorTdxAttester",
+    "simulator-nvidia": "enclave.attesters.simulator_nvidia:SimulatorNvidiaAttester",
 }
 
 

@@ -10,9 +10,10 @@ chains. The structures follow NVIDIA's ``nvml.h``:
 * ``nvmlConfComputeGpuCertificate_t``: ``certChainSize``, ``attestationCertChainSize``, ``certChain[0x1000]``,
   ``attestationCertChain[0x1400]``.
 
-This only collects; verifying GPU evidence is the next attestation issue. The GPU nonce binding our report data
-is ``SHA-256("ccdeploy/gpu-nonce/v1" || report_data)`` (:func:`gpu_nonce`); each report is checked to open with the
-SPDM GET_MEASUREMENTS request (code 0xE0) carrying that nonce.
+The GPU nonce binding our report data is :func:`attestation.composite.gpu_nonce`
+(``SHA-256("ccdeploy/gpu-nonce/v1" || report_data)``); each report is checked to open with the SPDM
+GET_MEASUREMENTS request (code 0xE0) carrying that nonce. :meth:`NvidiaGpuAttester.gpu_evidence` feeds
+:class:`enclave.attesters.composite.CompositeAttester`, whose composite evidence the broker verifies.
 
 Not run on a confidential GPU: tested against a fake library object with NVML's calling convention.
 """
@@ -21,12 +22,13 @@ from __future__ import annotations
 
 import base64
 import ctypes
-import hashlib
 import hmac
 import json
 from dataclasses import dataclass
 from typing import Any
 
+from attestation import composite
+from attestation.composite import GPU_NONCE_DOMAIN
 from enclave.attesters.base import check_report_data
 from enclave.errors import AttestationFailed, AttesterUnavailable
 
@@ -42,7 +44,6 @@ __all__ = [
 ]
 
 NVML_LIBRARY = "libnvidia-ml.so.1"
-GPU_NONCE_DOMAIN = b"ccdeploy/gpu-nonce/v1"
 NVML_SUCCESS = 0
 NVML_ERROR_NOT_SUPPORTED = 3
 NONCE_SIZE = 0x20
@@ -91,8 +92,8 @@ class NvmlConfComputeGpuCertificate(ctypes.Structure):
 
 
 def gpu_nonce(report_data: bytes) -> bytes:
-    """The 32-byte GPU nonce binding ``report_data``: SHA-256(domain || report_data)."""
-    return hashlib.sha256(GPU_NONCE_DOMAIN + check_report_data(report_data)).digest()
+    """:func:`attestation.composite.gpu_nonce` of exactly 64 bytes of report data (``ValueError`` otherwise)."""
+    return composite.gpu_nonce(check_report_data(report_data))
 
 
 def load_nvml(path: str = NVML_LIBRARY) -> Any:
@@ -183,6 +184,21 @@ class NvidiaGpuAttester:
             return tuple(self._one(lib, index, bytes(nonce)) for index in range(count.value))
         finally:
             lib.nvmlShutdown()
+
+    def gpu_evidence(self, nonce: bytes) -> tuple[composite.GpuEvidence, ...]:
+        """Each GPU's report for ``nonce`` with its attestation certificate chain, for composite evidence.
+
+        Raises:
+            AttesterUnavailable: See :meth:`collect`.
+            AttestationFailed: See :meth:`collect`, or a certificate chain that is not PEM text.
+        """
+        found = []
+        for evidence in self.collect(nonce):
+            chain = evidence.attestation_cert_chain.rstrip(b"\0")
+            if not chain.isascii() or b"-----BEGIN CERTIFICATE-----" not in chain:
+                raise AttestationFailed(f"GPU {evidence.index}: the attestation certificate chain is not PEM text")
+            found.append(composite.GpuEvidence(f"GPU-{evidence.index}", evidence.attestation_report, chain))
+        return tuple(found)
 
     def attest(self, report_data: bytes, nonce: bytes) -> bytes:
         """JSON ``{"version": 1, "nonce": hex, "gpus": [...]}`` for the nonce :func:`gpu_nonce` derives.

@@ -8,7 +8,6 @@ simulator's root and sets ``unsafe_accept_simulator_roots``; :func:`write_simula
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Callable, Mapping
 from dataclasses import fields
 from datetime import datetime
@@ -20,6 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from attestation.simulator.nitro import NitroSimulator, NitroSimulatorKeys
 from attestation.simulator.snp import DEFAULT_POLICY, SnpSimulator
+from enclave.attesters._state import check_private as _check_private
+from enclave.attesters._state import write_private as _write_private
 from enclave.attesters.base import check_report_data
 from enclave.errors import AttesterUnavailable
 
@@ -195,23 +196,3 @@ def _spki(public_key: object) -> bytes:
     if not isinstance(public_key, ec.EllipticCurvePublicKey):
         return b""
     return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    descriptor = os.open(path, flags, 0o600)
-    try:
-        os.fchmod(descriptor, 0o600)  # an existing file keeps its mode through O_CREAT
-        view = memoryview(data)
-        while view:
-            view = view[os.write(descriptor, view) :]
-    finally:
-        os.close(descriptor)
-
-
-def _check_private(path: Path) -> None:
-    mode = path.lstat().st_mode
-    if stat.S_ISLNK(mode):
-        raise ValueError(f"{path} is a symbolic link")
-    if mode & 0o077:
-        raise ValueError(f"{path} is accessible to group or others (mode {stat.S_IMODE(mode):o}); expected owner-only")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ REAL_EXPIRED_AT = "2025-12-01T00:00:00Z"
 #: The SPDM block the "bad GPU" reports wrongly: block 8, i.e. driver RIM index 7.
 BAD_BLOCK = 8
 
-_ROLES = tuple(NvidiaGpuSimulatorKeys.__dataclass_fields__)
+_ROLES = tuple(field.name for field in fields(NvidiaGpuSimulatorKeys))
 _GPU = "{vectors}/nvidia-gpu/"
 REAL_2023 = _GPU + "nvtrust-2023-h100-report.hex"
 REAL_2025 = _GPU + "nvtrust-2025-h100-report.hex"

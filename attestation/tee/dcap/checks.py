@@ -13,7 +13,10 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from attestation._x509 import subject
 from attestation.errors import BadChain, BadSignature, CollateralMissing, Expired, NotYetValid, Revoked
-from attestation.tee.dcap.pck import CertChain, p256_key, walk_chain
+from attestation.tee.dcap.pck import SGX_EXTENSION_OID, CertChain, p256_key, walk_chain
+
+#: The common name of the certificate that signs TCB Info and QE Identity documents (and nothing else).
+TCB_SIGNING_COMMON_NAME = "Intel SGX TCB Signing"
 
 
 def check_crl(crl: x509.CertificateRevocationList, issuer: x509.Certificate, at: datetime, what: str) -> None:
@@ -70,9 +73,40 @@ def check_signer_chain(
         Revoked: A certificate of the chain is on the root CA CRL.
     """
     chain = walk_chain(issuer_chain, roots=roots, at=at, allow_simulator=allow_simulator, what=f"the {what} signer")
+    _check_tcb_signing_profile(chain, what)
     for cert in chain.certificates[:-1]:
         check_not_revoked(root_crl, cert, "the Intel SGX Root CA CRL")
     return chain
+
+
+def _check_tcb_signing_profile(chain: CertChain, what: str) -> None:
+    """The signer must be Intel's TCB Signing certificate itself, as Intel's QVL requires.
+
+    That is: issued directly by the root, not a CA, named "Intel SGX TCB Signing", and without the SGX extension of
+    a PCK certificate. Any other certificate under the root (a PCK key extracted from a vulnerable platform, say)
+    must not vouch for TCB levels.
+    """
+    leaf = chain.certificates[0]
+    problems = []
+    if len(chain.certificates) != 2:
+        problems.append(
+            f"its chain has {len(chain.certificates)} certificates, not the TCB Signing certificate and root"
+        )
+    names = leaf.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    if [name.value for name in names] != [TCB_SIGNING_COMMON_NAME]:
+        problems.append(f"it is {subject(leaf)}, not {TCB_SIGNING_COMMON_NAME}")
+    try:
+        if leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+            problems.append("it is a CA certificate")
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        leaf.extensions.get_extension_for_oid(x509.ObjectIdentifier(SGX_EXTENSION_OID))
+        problems.append("it carries the SGX extension of a PCK certificate")
+    except x509.ExtensionNotFound:
+        pass
+    if problems:
+        raise BadChain(f"the {what} signer is not Intel's TCB Signing certificate: " + "; ".join(problems))
 
 
 def check_document_signature(document: bytes, signature: bytes, signer: CertChain, what: str) -> None:

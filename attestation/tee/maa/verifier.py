@@ -35,10 +35,13 @@ def normalize_provider_url(url: str) -> str:
     text = url.strip()
     if "://" not in text:
         text = f"https://{text}"
+    if "\\" in text or "@" in text:  # userinfo and backslashes let two parsers see two different hosts
+        raise ValueError(f"the attestation provider must be an https URL of a host, not {url!r}")
     parts = urlsplit(text)
     if parts.scheme.lower() != "https" or not parts.hostname or parts.query or parts.fragment:
         raise ValueError(f"the attestation provider must be an https URL of a host, not {url!r}")
-    netloc = parts.hostname.lower() + (f":{parts.port}" if parts.port else "")
+    port = parts.port
+    netloc = parts.hostname.lower() + (f":{port}" if port not in (None, 443) else "")
     return f"https://{netloc}{parts.path.rstrip('/')}"
 
 

@@ -98,6 +98,11 @@ def check_comparisons(comparisons: Sequence[Comparison]) -> None:
     :class:`MeasurementMismatch` names every differing RIM (and any version difference besides); otherwise
     :class:`RimVersionMismatch` is raised if a RIM is for another version.
     """
+    empty = [c for c in comparisons if c.compared == 0]
+    if empty:
+        # A RIM that pins nothing would let any firmware pass as "every measurement matches".
+        kinds = ", ".join(f"{c.rim.kind.label} RIM {c.rim.version}" for c in empty)
+        raise MeasurementMismatch(f"{kinds}: no active measurement to compare, so it vouches for nothing")
     mismatched = [c for c in comparisons if c.differing]
     wrong_version = [c for c in comparisons if not c.version_matches]
     if mismatched:

@@ -99,7 +99,10 @@ def _key_bits(cert: x509.Certificate) -> bytes:
 def _matches(single: ocsp.OCSPSingleResponse, target: _Subject) -> bool:
     if single.serial_number != target.cert.serial_number:
         return False
-    algorithm = single.hash_algorithm
+    try:
+        algorithm = single.hash_algorithm
+    except (UnsupportedAlgorithm, ValueError):
+        raise OcspMalformed("an OCSP response names a CertID hash algorithm this verifier does not know") from None
     return single.issuer_name_hash == _digest(algorithm, target.issuer.subject.public_bytes()) and (
         single.issuer_key_hash == _digest(algorithm, _key_bits(target.issuer))
     )
@@ -108,7 +111,10 @@ def _matches(single: ocsp.OCSPSingleResponse, target: _Subject) -> bool:
 def _verify_signature(signer: x509.Certificate, response: ocsp.OCSPResponse) -> bool:
     key = signer.public_key()
     data, signature = response.tbs_response_bytes, response.signature
-    algorithm = response.signature_hash_algorithm
+    try:
+        algorithm = response.signature_hash_algorithm
+    except (UnsupportedAlgorithm, ValueError):
+        raise OcspMalformed("an OCSP response is signed with an algorithm this verifier does not know") from None
     try:
         if isinstance(key, ec.EllipticCurvePublicKey) and algorithm is not None:
             key.verify(signature, data, ec.ECDSA(algorithm))

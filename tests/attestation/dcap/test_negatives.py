@@ -290,3 +290,27 @@ def test_status_merge_takes_the_worse_and_unites_advisories() -> None:
     assert up.merge(config) == TcbStatus("ConfigurationNeeded", ("A", "B"), "d1")
     assert config.merge(up) == TcbStatus("ConfigurationNeeded", ("B", "A"), "d2")
     assert TcbStatus("OutOfDate", ()).merge(TcbStatus("SWHardeningNeeded", ())).status == "OutOfDate"
+
+
+@pytest.mark.parametrize("document", ["tcb_info", "qe_identity"])
+def test_collateral_signed_by_a_pck_key_is_refused(document: str) -> None:
+    # A PCK key extracted from a vulnerable platform chains to the Intel root too, but must never vouch for TCB
+    # levels or the QE identity: only the TCB Signing certificate, issued by the root itself, may.
+    from attestation.simulator.tdx import _pem, _raw_signature
+
+    at = datetime(2025, 1, 1, tzinfo=UTC)
+    sim = TdxSimulator.create(at=at)
+    collateral = json.loads(sim.collateral_json())
+    signed = collateral[document].encode()
+    collateral[f"{document}_issuer_chain"] = (_pem(sim.pck_certificate) + _pem(sim.pck_ca) + _pem(sim.root)).decode()
+    collateral[f"{document}_signature"] = _raw_signature(sim.keys.pck, signed).hex()
+    dcap = DcapCollateral.from_dcap_qvl_json(json.dumps(collateral).encode())
+    with pytest.raises(BadChain, match="not Intel's TCB Signing certificate"):
+        verify(
+            sim.quote(),
+            tee=Tee.TDX,
+            at=at,
+            roots=[sim.root],
+            collateral=Collateral(dcap=dcap),
+            unsafe_allow_simulator_roots=True,
+        )

@@ -14,7 +14,7 @@ import pytest
 from attestation.appraise import appraise
 from attestation.claims import Claims
 from attestation.collateral import Collateral
-from attestation.errors import AttestationError
+from attestation.errors import AttestationError, NonceMismatch
 from attestation.tee.maa import MaaVerifier
 from attestation.verify import verify
 from tests.tools import make_forgeries_maa
@@ -99,8 +99,11 @@ def test_the_cases_cover_the_acceptance_list() -> None:
 def test_the_valid_control_verifies_with_its_nonce(vectors: Path) -> None:
     case = next(case for case in CASES if case["name"] == "nonce-mismatch")
     valid = dict(case, args=case["args"][:-2])
-    claims = run(valid, vectors, "--nonce", make_forgeries_maa.NONCE)
+    # The token's report data is what the enclave bound; its `nonce` claim only echoes the requester.
+    claims = run(valid, vectors, "--nonce", b"ccdeploy".hex())
     assert claims.nonce == bytes.fromhex(make_forgeries_maa.NONCE)
+    with pytest.raises(NonceMismatch):
+        run(valid, vectors, "--nonce", make_forgeries_maa.NONCE)
     assert claims.measurements["mrenclave"] == bytes(range(32)) and not claims.debug
 
 

@@ -31,7 +31,7 @@ def test_every_registered_attester_imports_and_has_name_and_type() -> None:
         module, _, cls = target.partition(":")
         attester_class = getattr(importlib.import_module(module), cls)
         assert attester_class.name == name
-        assert attester_class.evidence_type in {"nitro", "sev-snp", "tdx", "nvidia-gpu"}
+        assert attester_class.evidence_type in {"nitro", "sev-snp", "tdx", "nvidia-gpu", "composite"}
 
 
 def test_unknown_name() -> None:

@@ -149,3 +149,23 @@ def test_usage_errors(
     garbage.write_bytes(b"\x00\x01\x02")
     assert main(["policy", "test", str(policy), "--evidence", str(garbage)]) == 2
     assert main(["policy", "test", str(policy)]) == 2
+
+
+MAA_PROVIDER = "https://sharedwus.wus.attest.azure.net"
+MAA_MRSIGNER = "4aea5f9a0ed04b11f889aadfe6a1d376213a29a95a85ce7337ae6f7fece6610c"
+
+
+def test_maa_token_with_its_key_set(capsys: pytest.CaptureFixture[str], tmp_path: Path, vectors: Path) -> None:
+    stem = vectors / "azure-maa" / "azsdkcpp-sgx-sharedwus-2022-05-31"
+    document = {
+        "version": 1,
+        "platforms": {"maa": {"issuer": MAA_PROVIDER, "mrsigner": MAA_MRSIGNER}},
+        "allow_debug": True,
+        "max_evidence_age": 600,
+    }
+    policy = write(tmp_path, document)
+    args = ["test", str(policy), "--evidence", f"{stem}.jwt", "--type", "maa", "--at", "2022-05-31T22:50:00Z", "--json"]
+    code, doc = run(capsys, *args, "--jwks", f"{stem}.jwks.json")
+    assert (code, doc["verdict"]) == (0, "release"), doc["detail"]
+    code, doc = run(capsys, *args)  # no key set, nothing fetched: the broker could not decide either
+    assert (code, doc["verdict"]) == (3, "unverifiable")
