@@ -25,15 +25,15 @@ _PEM_BEGIN = b"-----BEGIN CERTIFICATE-----"
 #: What cryptography raises on a malformed certificate. Some fields are parsed lazily, so a bad one surfaces only on
 #: first access, as one of these (found by fuzzing; several are not ValueErrors) or only as a warning (a
 #: three-letter country code), which the loaders turn into an error.
-_CERTIFICATE_PARSE_ERRORS = (
+X509_PARSE_ERRORS = (
     ValueError,
     TypeError,
     UnsupportedAlgorithm,
     x509.InvalidVersion,
     x509.DuplicateExtension,
     x509.UnsupportedGeneralNameType,
-    Warning,
 )
+_CERTIFICATE_PARSE_ERRORS = (*X509_PARSE_ERRORS, Warning)
 
 
 @contextlib.contextmanager

@@ -304,10 +304,7 @@ def _collateral(options: Mapping[str, Any]) -> Collateral:
     chain = _load_certificates(options["chain_file"], "--chain") if options["chain_file"] else ()
     signing = None
     if options["signing_cert_file"]:
-        certs = _load_certificates(options["signing_cert_file"], "--signing-cert")
-        if len(certs) != 1:
-            raise UsageError(f"--signing-cert must hold exactly one certificate, {len(certs)} found")
-        signing = certs[0]
+        signing = load_signing_cert(options["signing_cert_file"])
     crls = tuple(_load_crl(path) for path in options["crl_files"])
     return Collateral(
         certificates=chain,
@@ -318,6 +315,22 @@ def _collateral(options: Mapping[str, Any]) -> Collateral:
         rims=tuple(_read_file(path, "--rim") for path in options["rim_files"]),
         ocsp=tuple(_read_file(path, "--ocsp") for path in options["ocsp_files"]),
     )
+
+
+def load_signing_cert(path: Path) -> x509.Certificate:
+    """``--signing-cert``: exactly one certificate (DER or PEM), or a usage error."""
+    certs = _load_certificates(path, "--signing-cert")
+    if len(certs) != 1:
+        raise UsageError(f"--signing-cert must hold exactly one certificate, {len(certs)} found")
+    return certs[0]
+
+
+def load_dcap_json(path: Path) -> DcapCollateral:
+    """``--collateral``: dcap-qvl QuoteCollateralV3 JSON, or a usage error."""
+    try:
+        return DcapCollateral.from_dcap_qvl_json(_read_file(path, "--collateral"))
+    except AttestationError as error:
+        raise UsageError(f"--collateral {path}: {error.message}") from None
 
 
 _PCS_OPTIONS = {
@@ -337,10 +350,7 @@ def _dcap_collateral(options: Mapping[str, Any]) -> DcapCollateral | None:
     if options["collateral_file"]:
         if given:
             raise UsageError("give --collateral or the Intel PCS files (--tcb-info ...), not both")
-        try:
-            return DcapCollateral.from_dcap_qvl_json(_read_file(options["collateral_file"], "--collateral"))
-        except AttestationError as error:
-            raise UsageError(f"--collateral {options['collateral_file']}: {error.message}") from None
+        return load_dcap_json(options["collateral_file"])
     if not given:
         return None
     missing = [option for key, option in _PCS_OPTIONS.items() if key not in given]

@@ -14,11 +14,10 @@ from typing import Any
 
 import click
 
-from attestation import AttestationError, Collateral, MalformedEvidence, decode_evidence, detect_tee
-from attestation._x509 import load_certificates
-from attestation.tee.dcap import DcapCollateral
+from attestation import Collateral, MalformedEvidence, decode_evidence, detect_tee
 from ccdeploy._cli._output import emit_json, json_option, say
 from ccdeploy._cli._time import at_or_now
+from ccdeploy._cli.attest import load_dcap_json, load_signing_cert
 from ccdeploy.errors import EXIT_COULD_NOT_CHECK, EXIT_DECISION, PolicyInvalid, UsageError
 from ccdeploy.provenance.sign import PROVENANCE_SUFFIX
 from ccdeploy.release.decide import PolicyCheck, appraise_evidence, check_model
@@ -90,21 +89,8 @@ def _collateral(
     jwks_file: Path | None,
     signing_cert_file: Path | None,
 ) -> Collateral:
-    dcap = None
-    if dcap_file is not None:
-        try:
-            dcap = DcapCollateral.from_dcap_qvl_json(_read(dcap_file, "--collateral"))
-        except AttestationError as exc:
-            raise UsageError(f"--collateral {dcap_file}: {exc.message}") from None
-    signing_cert = None
-    if signing_cert_file is not None:
-        try:
-            certs = load_certificates(_read(signing_cert_file, "--signing-cert"), f"--signing-cert {signing_cert_file}")
-        except AttestationError as exc:
-            raise UsageError(exc.message) from None
-        if len(certs) != 1:
-            raise UsageError(f"--signing-cert must hold exactly one certificate, {len(certs)} found")
-        signing_cert = certs[0]
+    dcap = load_dcap_json(dcap_file) if dcap_file is not None else None
+    signing_cert = load_signing_cert(signing_cert_file) if signing_cert_file is not None else None
     return Collateral(
         signing_cert=signing_cert,
         dcap=dcap,

@@ -27,17 +27,42 @@ def write_state(directory: str | os.PathLike[str], keys: Mapping[str, bytes], at
     Raises:
         AttesterUnavailable: ``directory`` exists but is not a directory, or is a symbolic link.
     """
+    path = state_directory(directory)
+    write_keys(path, keys)
+    write_private(path / AT_FILE, at.isoformat().encode())
+    for name, data in files.items():
+        write_private(path / name, data)
+    return path
+
+
+def state_directory(directory: str | os.PathLike[str]) -> Path:
+    """``directory``, created or tightened to mode 0700, ready for simulator keys.
+
+    Raises:
+        AttesterUnavailable: ``directory`` exists but is not a directory, or is a symbolic link.
+    """
     path = Path(directory)
     if path.is_symlink() or (path.exists() and not path.is_dir()):
         raise AttesterUnavailable(f"{path} is not a plain directory; refusing to write simulator keys there")
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(path, 0o700)
+    return path
+
+
+def write_keys(path: Path, keys: Mapping[str, bytes]) -> None:
+    """Write each PEM key of ``keys`` to ``<role>-key.pem`` in ``path``, mode 0600."""
     for role, pem in keys.items():
         write_private(path / f"{role}{_KEY_SUFFIX}", pem)
-    write_private(path / AT_FILE, at.isoformat().encode())
-    for name, data in files.items():
-        write_private(path / name, data)
-    return path
+
+
+def read_keys(path: Path, roles: Iterable[str]) -> dict[str, bytes]:
+    """The PEM keys of ``roles`` in ``path``; ``ValueError`` if one is readable by others, ``OSError`` if missing."""
+    pems = {}
+    for role in roles:
+        key_path = path / f"{role}{_KEY_SUFFIX}"
+        check_private(key_path)
+        pems[role] = key_path.read_bytes()
+    return pems
 
 
 def load_state(directory: str | os.PathLike[str], roles: Iterable[str]) -> tuple[dict[str, bytes], datetime]:
@@ -49,11 +74,7 @@ def load_state(directory: str | os.PathLike[str], roles: Iterable[str]) -> tuple
     path = Path(directory)
     try:
         check_private(path)
-        pems = {}
-        for role in roles:
-            key_path = path / f"{role}{_KEY_SUFFIX}"
-            check_private(key_path)
-            pems[role] = key_path.read_bytes()
+        pems = read_keys(path, roles)
         check_private(path / AT_FILE)
         at = datetime.fromisoformat((path / AT_FILE).read_text(encoding="ascii").strip())
     except (OSError, ValueError, UnicodeError) as exc:

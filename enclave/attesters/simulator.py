@@ -19,8 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from attestation.simulator.nitro import NitroSimulator, NitroSimulatorKeys
 from attestation.simulator.snp import DEFAULT_POLICY, SnpSimulator
-from enclave.attesters._state import check_private as _check_private
-from enclave.attesters._state import write_private as _write_private
+from enclave.attesters._state import check_private, read_keys, state_directory, write_keys, write_private
 from enclave.attesters.base import check_report_data
 from enclave.errors import AttesterUnavailable
 
@@ -34,7 +33,6 @@ __all__ = [
 
 #: The simulated Nitro root certificate, as a policy's ``trust_roots`` names it.
 ROOT_FILE = "root.pem"
-_KEY_SUFFIX = "-key.pem"
 _MAX_NITRO_FIELD = 1024  # the NSM's limit for user_data, nonce and public_key
 
 
@@ -152,14 +150,9 @@ def write_simulator_state(directory: str | os.PathLike[str], simulator: NitroSim
     Raises:
         AttesterUnavailable: ``directory`` exists but is not a directory, or is a symbolic link.
     """
-    path = Path(directory)
-    if path.is_symlink() or (path.exists() and not path.is_dir()):
-        raise AttesterUnavailable(f"{path} is not a plain directory; refusing to write simulator keys there")
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
-    _write_private(path / ROOT_FILE, simulator.root_pem())
-    for role, pem in simulator.keys.to_pem().items():
-        _write_private(path / f"{role}{_KEY_SUFFIX}", pem)
+    path = state_directory(directory)
+    write_private(path / ROOT_FILE, simulator.root_pem())
+    write_keys(path, simulator.keys.to_pem())
     return path
 
 
@@ -175,12 +168,8 @@ def load_simulator_state(directory: str | os.PathLike[str], at: datetime) -> Nit
     """
     path = Path(directory)
     try:
-        _check_private(path)
-        pems = {}
-        for role in (field.name for field in fields(NitroSimulatorKeys)):
-            key_path = path / f"{role}{_KEY_SUFFIX}"
-            _check_private(key_path)
-            pems[role] = key_path.read_bytes()
+        check_private(path)
+        pems = read_keys(path, (field.name for field in fields(NitroSimulatorKeys)))
         root_path = path / ROOT_FILE
         root = x509.load_pem_x509_certificate(root_path.read_bytes())
         keys = NitroSimulatorKeys.from_pem(pems)

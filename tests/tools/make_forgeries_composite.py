@@ -11,7 +11,6 @@ Each case in ``cases.json`` names the evidence and the extra arguments of
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import sys
@@ -25,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from attestation.claims import Tee
 from attestation.composite import GpuEvidence, compose, gpu_nonce
 from attestation.simulator.nvidia import NvidiaGpuSimulator, default_measurements
-from tests.tools import make_forgeries_nvidia, make_forgeries_snp
+from tests.tools import forgery_cli, make_forgeries_nvidia, make_forgeries_snp
 
 REPO = Path(__file__).resolve().parents[2]
 FORGED = REPO / "tests" / "assets" / "forged" / "composite"
@@ -152,11 +151,7 @@ def _case(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.parse_args(argv)
-    cases = generate()
-    print(f"wrote {len(cases)} cases to {FORGED}")
-    return 0
+    return forgery_cli.run(__doc__, argv, generate, FORGED)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ class and exit code.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import hmac
@@ -27,6 +26,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
+
+from tests.tools import forgery_cli
 
 REPO = Path(__file__).resolve().parents[2]
 FORGED = REPO / "tests" / "assets" / "forged" / "maa"
@@ -235,14 +236,7 @@ def _forged(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--new-keys", action="store_true", help="create the fixture keys first (never overwrites)")
-    args = parser.parse_args(argv)
-    if args.new_keys:
-        create_keys()
-    cases = generate()
-    print(f"wrote {len(cases)} cases to {FORGED.relative_to(REPO)}/cases.json")
-    return 0
+    return forgery_cli.run(__doc__, argv, generate, FORGED, create_keys)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ and the expected error class and exit code.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import fields
@@ -26,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from attestation.simulator.nvidia import NvidiaGpuSimulator, NvidiaGpuSimulatorKeys, default_measurements
+from tests.tools import forgery_cli
 
 REPO = Path(__file__).resolve().parents[2]
 VECTORS = REPO.parent / "shared" / "vectors"
@@ -202,14 +202,7 @@ def _time(text: str) -> datetime:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--new-keys", action="store_true", help="create missing fixture keys first")
-    args = parser.parse_args(argv)
-    if args.new_keys:
-        create_keys()
-    cases = generate()
-    print(f"wrote {len(cases)} cases to {FORGED}")
-    return 0
+    return forgery_cli.run(__doc__, argv, generate, FORGED, create_keys)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ real files in ../shared/vectors, which are used in place and never copied), the 
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from attestation.simulator.snp import SnpKeys, SnpSimulator
 from attestation.tee.sev_snp import TcbVersion
+from tests.tools import forgery_cli
 
 REPO = Path(__file__).resolve().parents[2]
 FORGED = REPO / "tests" / "assets" / "forged" / "sev-snp"
@@ -181,14 +181,7 @@ def _der_crl(sim: SnpSimulator, serials: tuple[int, ...], last: str, following: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--new-keys", action="store_true", help="create missing fixture keys first")
-    args = parser.parse_args(argv)
-    if args.new_keys:
-        create_keys()
-    cases = generate()
-    print(f"wrote {len(cases)} cases to {FORGED}")
-    return 0
+    return forgery_cli.run(__doc__, argv, generate, FORGED, create_keys)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ Each case in ``cases.json`` names the evidence (a path relative to the repositor
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from datetime import UTC, datetime, timedelta
@@ -29,6 +28,7 @@ from attestation.simulator.tdx import (
     TdxSimulator,
     TdxSimulatorKeys,
 )
+from tests.tools import forgery_cli
 
 REPO = Path(__file__).resolve().parents[2]
 FORGED = REPO / "tests" / "assets" / "forged" / "tdx"
@@ -190,14 +190,7 @@ def _flip(data: bytes, offset: int) -> bytes:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--new-keys", action="store_true", help="create missing fixture keys first")
-    args = parser.parse_args(argv)
-    if args.new_keys:
-        create_keys()
-    cases = generate()
-    print(f"wrote {len(cases)} cases to {FORGED}")
-    return 0
+    return forgery_cli.run(__doc__, argv, generate, FORGED, create_keys)
 
 
 if __name__ == "__main__":

@@ -12,9 +12,8 @@ import urllib.parse
 from dataclasses import dataclass, field
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 
-from attestation._x509 import load_certificates
+from attestation._x509 import X509_PARSE_ERRORS, load_certificates
 from attestation.errors import MalformedEvidence
 from attestation.tee.dcap.errors import MalformedCollateral
 from attestation.tee.dcap.models import QeIdentity, TcbInfo, load_json_object, parse_qe_identity, parse_tcb_info
@@ -22,15 +21,6 @@ from attestation.tee.dcap.models import QeIdentity, TcbInfo, load_json_object, p
 #: Collateral documents are small; larger inputs are refused before parsing.
 MAX_COLLATERAL_SIZE = 1 << 20
 _PEM_CRL = b"-----BEGIN X509 CRL-----"
-#: What cryptography raises for a malformed CRL, some of it only when a lazily decoded field is first read.
-_CRL_PARSE_ERRORS = (
-    ValueError,
-    TypeError,
-    UnsupportedAlgorithm,
-    x509.InvalidVersion,
-    x509.DuplicateExtension,
-    x509.UnsupportedGeneralNameType,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +221,7 @@ def load_crl(data: bytes, what: str) -> x509.CertificateRevocationList:
         crl.next_update_utc  # noqa: B018
         for entry in crl:
             entry.serial_number  # noqa: B018
-    except _CRL_PARSE_ERRORS as exc:
+    except X509_PARSE_ERRORS as exc:  # some only when a lazily decoded field is read
         raise MalformedCollateral(f"{what} is not a DER or PEM CRL that parses: {type(exc).__name__}") from None
     return crl
 

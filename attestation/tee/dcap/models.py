@@ -10,20 +10,13 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
+from attestation.reference import TcbStatus
 from attestation.tee.dcap.errors import MalformedCollateral
 
-#: Every TCB status Intel's TCB Info and QE Identity levels use.
-TCB_STATUSES = (
-    "UpToDate",
-    "SWHardeningNeeded",
-    "ConfigurationNeeded",
-    "ConfigurationAndSWHardeningNeeded",
-    "OutOfDate",
-    "OutOfDateConfigurationNeeded",
-    "Revoked",
-)
+#: Every TCB status Intel's TCB Info and QE Identity levels use: those reference values may accept, and Revoked.
+TCB_STATUSES = (*get_args(TcbStatus), "Revoked")
 
 
 @dataclass(frozen=True, slots=True)
